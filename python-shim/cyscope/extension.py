@@ -1,0 +1,77 @@
+"""Wiring of cyscope into an IPython shell (terminal IPython or ipykernel)."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from . import __version__, native, protocol
+from .comm_hub import CommHub
+from .memory_monitor import MemoryMonitor
+
+# One state per shell; held on the shell so %reset cannot drop it.
+_STATE_ATTR = "_cyscope_state"
+
+
+class ExtensionState:
+    def __init__(self, ipython):
+        self.ipython = ipython
+        self.hub = CommHub(on_open=self._greeting, on_message=self._handle)
+        self.monitor = MemoryMonitor(send=self.hub.broadcast)
+
+    def _greeting(self) -> list[dict]:
+        return [
+            protocol.hello(
+                cyscope_version=__version__,
+                python=platform.python_version(),
+                pid=os.getpid(),
+                interval_ms=self.monitor.interval_ms,
+                native=native.status().to_message(),
+            )
+        ]
+
+    def _handle(self, message: dict) -> dict | None:
+        if message["type"] == "configure":
+            self.monitor.set_interval(message["interval_ms"])
+            return None
+        if message["type"] == "request_history":
+            return protocol.history(self.monitor.records())
+        raise protocol.ProtocolError(f"unhandled message type {message['type']!r}")
+
+    # IPython event callbacks -------------------------------------------------
+    def pre_run_cell(self, info) -> None:
+        self.monitor.cell_started(self.ipython.execution_count, getattr(info, "cell_id", None))
+
+    def post_run_cell(self, result) -> None:
+        self.monitor.cell_finished(bool(getattr(result, "success", True)))
+
+
+def load(ipython) -> None:
+    if getattr(ipython, _STATE_ATTR, None) is not None:
+        return  # loading twice is a no-op, as IPython users expect
+    state = ExtensionState(ipython)
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is not None:
+        state.hub.register(kernel)
+    ipython.events.register("pre_run_cell", state.pre_run_cell)
+    ipython.events.register("post_run_cell", state.post_run_cell)
+    state.monitor.start()
+    setattr(ipython, _STATE_ATTR, state)
+
+
+def unload(ipython) -> None:
+    state = getattr(ipython, _STATE_ATTR, None)
+    if state is None:
+        return
+    for name, callback in (("pre_run_cell", state.pre_run_cell), ("post_run_cell", state.post_run_cell)):
+        try:
+            ipython.events.unregister(name, callback)
+        except ValueError:
+            pass
+    state.monitor.stop()
+    state.hub.unregister()
+    setattr(ipython, _STATE_ATTR, None)
+
+
+def current_state(ipython) -> ExtensionState | None:
+    return getattr(ipython, _STATE_ATTR, None)

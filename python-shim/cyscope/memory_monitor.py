@@ -1,0 +1,132 @@
+"""Per-cell memory rows and the live memory stream.
+
+A daemon thread samples the process while a cell runs (every `interval_ms`)
+and sleeps otherwise, so an idle kernel sends nothing. IPython's
+pre_run_cell/post_run_cell events open and close a cell record; silent
+executions (the frontend's own `%load_ext`) fire neither, so they leave no row.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+from . import process_memory, protocol
+
+DEFAULT_INTERVAL_MS = 100
+# Enough rows for a long session, bounded so the kernel never grows for it.
+MAX_RECORDS = 10_000
+
+Send = Callable[[dict], None]
+
+
+def _now_ms() -> float:
+    return time.time() * 1000.0
+
+
+class MemoryMonitor:
+    def __init__(self, send: Send, interval_ms: int = DEFAULT_INTERVAL_MS, rss: Callable[[], int] | None = None):
+        self._send = send
+        self._rss = rss or process_memory.rss_bytes
+        self._interval_ms = interval_ms
+        self._records: deque[dict] = deque(maxlen=MAX_RECORDS)
+        self._cond = threading.Condition()
+        self._current: dict | None = None  # the open cell record, if a cell runs
+        self._started_perf = 0.0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- lifetime -------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="cyscope-memory-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    @property
+    def interval_ms(self) -> int:
+        return self._interval_ms
+
+    def set_interval(self, interval_ms: int) -> None:
+        with self._cond:
+            self._interval_ms = interval_ms
+            self._cond.notify_all()
+
+    def records(self) -> list[dict]:
+        with self._cond:
+            return [dict(r) for r in self._records]
+
+    # -- IPython events -------------------------------------------------------
+    def cell_started(self, execution_count: int, cell_id: str | None) -> None:
+        rss = self._rss()
+        with self._cond:
+            self._current = {
+                "execution_count": execution_count,
+                "cell_id": cell_id,
+                "started_ms": _now_ms(),
+                "duration_ms": 0.0,
+                "rss_before": rss,
+                "rss_after": rss,
+                "rss_peak": rss,
+                "success": False,
+            }
+            self._started_perf = time.perf_counter()
+            self._cond.notify_all()
+
+    def cell_finished(self, success: bool) -> dict | None:
+        rss = self._rss()
+        with self._cond:
+            record = self._current
+            if record is None:
+                return None
+            self._current = None
+            record["duration_ms"] = (time.perf_counter() - self._started_perf) * 1000.0
+            record["rss_after"] = rss
+            record["rss_peak"] = max(record["rss_peak"], rss)
+            record["success"] = bool(success)
+            self._records.append(record)
+            count = record["execution_count"]
+        self._send(self._sample_message(rss, running=False, execution_count=count))
+        self._send(protocol.cell(dict(record)))
+        return record
+
+    # -- sampling thread ------------------------------------------------------
+    def _sample_message(self, rss: int, running: bool, execution_count: int | None) -> dict:
+        return protocol.sample(
+            t_ms=_now_ms(), rss_bytes=rss, running=running, execution_count=execution_count, native=None
+        )
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._current is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                execution_count = self._current["execution_count"]
+            rss = self._rss()
+            with self._cond:
+                if self._current is not None and self._current["execution_count"] == execution_count:
+                    self._current["rss_peak"] = max(self._current["rss_peak"], rss)
+                    message = self._sample_message(rss, True, execution_count)
+                else:
+                    message = None
+            if message is not None:
+                try:
+                    self._send(message)
+                except Exception:
+                    pass  # a closed comm must not stop the sampler
+            with self._cond:
+                if not self._stopping:
+                    self._cond.wait(self._interval_ms / 1000.0)
