@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, Protocol
 
 from . import process_memory, protocol
 
@@ -22,13 +22,32 @@ MAX_RECORDS = 10_000
 Send = Callable[[dict], None]
 
 
+class CellTracker(Protocol):
+    """What the native allocator tracker offers the monitor (cyscope.memory)."""
+
+    def cell_started(self, execution_count: int, cell_id: str | None) -> None: ...
+
+    def cell_finished(self) -> dict | None:
+        """Exact figures of the cell (protocol cellMemory), or None."""
+
+    def snapshot(self) -> dict | None:
+        """{"current_bytes", "peak_bytes"} now, or None when not attached."""
+
+
 def _now_ms() -> float:
     return time.time() * 1000.0
 
 
 class MemoryMonitor:
-    def __init__(self, send: Send, interval_ms: int = DEFAULT_INTERVAL_MS, rss: Callable[[], int] | None = None):
+    def __init__(
+        self,
+        send: Send,
+        interval_ms: int = DEFAULT_INTERVAL_MS,
+        rss: Callable[[], int] | None = None,
+        tracker: CellTracker | None = None,
+    ):
         self._send = send
+        self._tracker = tracker
         self._rss = rss or process_memory.rss_bytes
         self._interval_ms = interval_ms
         self._records: deque[dict] = deque(maxlen=MAX_RECORDS)
@@ -69,6 +88,8 @@ class MemoryMonitor:
 
     # -- IPython events -------------------------------------------------------
     def cell_started(self, execution_count: int, cell_id: str | None) -> None:
+        if self._tracker is not None:
+            self._tracker.cell_started(execution_count, cell_id)
         rss = self._rss()
         with self._cond:
             self._current = {
@@ -80,11 +101,13 @@ class MemoryMonitor:
                 "rss_after": rss,
                 "rss_peak": rss,
                 "success": False,
+                "memory": None,
             }
             self._started_perf = time.perf_counter()
             self._cond.notify_all()
 
     def cell_finished(self, success: bool) -> dict | None:
+        memory = self._tracker.cell_finished() if self._tracker is not None else None
         rss = self._rss()
         with self._cond:
             record = self._current
@@ -95,6 +118,7 @@ class MemoryMonitor:
             record["rss_after"] = rss
             record["rss_peak"] = max(record["rss_peak"], rss)
             record["success"] = bool(success)
+            record["memory"] = memory
             self._records.append(record)
             count = record["execution_count"]
         self._send(self._sample_message(rss, running=False, execution_count=count))
@@ -103,8 +127,9 @@ class MemoryMonitor:
 
     # -- sampling thread ------------------------------------------------------
     def _sample_message(self, rss: int, running: bool, execution_count: int | None) -> dict:
+        native = self._tracker.snapshot() if self._tracker is not None else None
         return protocol.sample(
-            t_ms=_now_ms(), rss_bytes=rss, running=running, execution_count=execution_count, native=None
+            t_ms=_now_ms(), rss_bytes=rss, running=running, execution_count=execution_count, native=native
         )
 
     def _run(self) -> None:
