@@ -1,0 +1,26 @@
+// Two jest projects: fast unit tests of src/ (jsdom, no server) and kernel
+// integration tests that drive a real ipykernel over ZMQ (node, serial).
+const tsJest = [
+  'ts-jest',
+  { tsconfig: 'test/tsconfig.json', diagnostics: { warnOnly: false } }
+];
+
+module.exports = {
+  projects: [
+    {
+      displayName: 'unit',
+      testEnvironment: 'jsdom',
+      roots: ['<rootDir>/test/unit'],
+      transform: { '^.+\\.tsx?$': tsJest },
+      moduleFileExtensions: ['ts', 'tsx', 'js', 'json']
+    },
+    {
+      displayName: 'kernel',
+      testEnvironment: 'node',
+      roots: ['<rootDir>/test/kernel'],
+      transform: { '^.+\\.tsx?$': tsJest },
+      moduleFileExtensions: ['ts', 'js', 'json'],
+      testTimeout: 120000
+    }
+  ]
+};
