@@ -1,0 +1,447 @@
+/**
+ * Kernel integration tests of the cyscope comm: a real ipykernel, driven over
+ * ZMQ by test/support/kernel-client.ts, with python-shim/ on PYTHONPATH.
+ *
+ * The whole suite runs once per interpreter: the project's venv (ipykernel 7)
+ * and Debian's /usr/bin/python3 (ipykernel 6.17, the SageMath kernel's
+ * interpreter). A missing Debian ipykernel FAILS the suite: CI installs it.
+ *
+ * Every message the kernel sends on a cyscope comm is validated against
+ * protocol/cyscope.schema.json (see CyscopeSession.violations, checked after
+ * each test), and every wire message's HMAC signature is verified.
+ */
+import { spawnSync } from 'child_process';
+import { existsSync } from 'fs';
+import { join } from 'path';
+import {
+  DEFAULT_PYTHON,
+  KernelClient,
+  KernelDiedError,
+  PYTHON_SHIM,
+  REPO_ROOT
+} from '../support/kernel-client';
+import {
+  CellRun,
+  CyscopeSession,
+  HistoryMessage,
+  KernelMessage,
+  SampleMessage,
+  dataOf,
+  frontendMessageProblem,
+  isType
+} from './cyscope-session';
+
+// jest 29 ignores testTimeout inside a `projects` entry of jest.config.js.
+jest.setTimeout(120000);
+
+const DEBIAN_PYTHON = '/usr/bin/python3';
+const DEFAULT_INTERVAL_MS = 100;
+
+const INTERPRETERS: [string, string][] = [['project venv', DEFAULT_PYTHON]];
+if (DEFAULT_PYTHON !== DEBIAN_PYTHON) {
+  INTERPRETERS.push(['Debian python3', DEBIAN_PYTHON]);
+}
+
+/** Why `python` cannot run an ipykernel, or null if it can. */
+function ipykernelProblem(python: string): string | null {
+  const probe = spawnSync(python, ['-c', 'import ipykernel'], {
+    encoding: 'utf8',
+    timeout: 30000
+  });
+  if (probe.error) {
+    return `cannot run ${python}: ${probe.error.message}`;
+  }
+  if (probe.status !== 0) {
+    return `${python} cannot import ipykernel:\n${probe.stderr.trim()}`;
+  }
+  return null;
+}
+
+/** Where cyscope.native looks for libcyscope.so (first hit decides). */
+function nativeLibraryCandidate(): string | null {
+  const candidates = [
+    process.env.CYSCOPE_NATIVE_LIB,
+    join(PYTHON_SHIM, 'cyscope', '_native', 'libcyscope.so'),
+    join(REPO_ROOT, 'native', 'build', 'libcyscope.so')
+  ];
+  return (
+    candidates.find(p => p !== undefined && p !== '' && existsSync(p)) ?? null
+  );
+}
+
+/** The value of a Python str repr such as 'abc' (no escapes expected). */
+function unquote(repr: string): string {
+  return repr.replace(/^'(.*)'$/, '$1');
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function intervals(samples: SampleMessage[]): number[] {
+  return samples.slice(1).map((s, i) => s.t_ms - samples[i].t_ms);
+}
+
+/** Checks shared by every streamed cell: samples name the cell, at least
+ * `minRunningSamples` while it runs, one final sample, a consistent record. */
+function expectWellFormedRun(run: CellRun, minRunningSamples: number): void {
+  const { record } = run.cell;
+  expect(run.result.reply.content.status).toBe('ok');
+  expect(record.execution_count).toBe(run.executionCount);
+  expect(record.success).toBe(true);
+  // Every sample streamed while the cell ran names the cell's count.
+  expect(run.samples.map(s => s.execution_count)).toEqual(
+    run.samples.map(() => run.executionCount)
+  );
+  expect(run.runningSamples.length).toBeGreaterThanOrEqual(minRunningSamples);
+  expect(run.finalSamples).toHaveLength(1);
+  const end = record.started_ms + record.duration_ms;
+  for (const sample of run.runningSamples) {
+    expect(sample.t_ms).toBeGreaterThanOrEqual(record.started_ms - 5);
+    expect(sample.t_ms).toBeLessThanOrEqual(end + 50);
+    expect(record.rss_peak).toBeGreaterThanOrEqual(sample.rss_bytes);
+  }
+  expect(record.rss_peak).toBeGreaterThanOrEqual(record.rss_after);
+  expect(record.rss_peak).toBeGreaterThanOrEqual(record.rss_before);
+  expect(record.rss_before).toBeGreaterThan(0);
+}
+
+describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
+  let client: KernelClient | null = null;
+  let session: CyscopeSession | null = null;
+  const sessions: CyscopeSession[] = [];
+  const clients: KernelClient[] = [];
+
+  async function startKernel(): Promise<KernelClient> {
+    const problem = ipykernelProblem(python);
+    if (problem !== null) {
+      throw new Error(
+        `${problem}\nThese tests must run against ${python} (the interpreter ` +
+          `of the SageMath kernel). Install its ipykernel ` +
+          `(apt-get install python3-ipykernel), as CI does.`
+      );
+    }
+    const started = await KernelClient.start({ python });
+    clients.push(started);
+    return started;
+  }
+
+  async function attach(to: KernelClient): Promise<CyscopeSession> {
+    const attached = await CyscopeSession.attach(to);
+    sessions.push(attached);
+    return attached;
+  }
+
+  /** The shared kernel with cyscope loaded and a comm open (test 1 does it
+   * with assertions; later tests attach on their own if run alone). */
+  async function sharedSession(): Promise<CyscopeSession> {
+    if (client === null) {
+      throw new Error('kernel did not start (see beforeAll)');
+    }
+    session ??= await attach(client);
+    await session.hello();
+    return session;
+  }
+
+  beforeAll(async () => {
+    client = await startKernel();
+  });
+
+  afterEach(() => {
+    for (const s of sessions) {
+      expect(s.violations).toEqual([]);
+    }
+    for (const c of clients) {
+      expect(c.wireErrors).toEqual([]);
+    }
+  });
+
+  afterAll(async () => {
+    for (const s of sessions) {
+      s.dispose();
+    }
+    await Promise.all(clients.map(c => c.shutdown()));
+  });
+
+  test('loads silently, greets, streams samples through a 1 s cell, then reports it', async () => {
+    const kernel = client;
+    if (kernel === null) {
+      throw new Error('kernel did not start');
+    }
+    expect(await kernel.ping()).toBe(true);
+    const loadedExpr = "'cyscope' in get_ipython().extension_manager.loaded";
+    const countExpr = 'get_ipython().execution_count';
+    expect(await kernel.evaluate(loadedExpr)).toBe('False');
+    const countBefore = await kernel.evaluate(countExpr);
+
+    session = await attach(kernel);
+    const load = session.load;
+    expect(load?.reply.content.status).toBe('ok');
+    const loadTypes = load?.iopub.map(m => m.header.msg_type) ?? [];
+    expect(loadTypes).not.toContain('execute_input');
+    expect(loadTypes).not.toContain('error');
+    expect(loadTypes).toContain('status');
+    expect(await kernel.evaluate(loadedExpr)).toBe('True');
+    expect(await kernel.evaluate(countExpr)).toBe(countBefore);
+
+    const hello = await session.hello();
+    expect(hello.v).toBe(1);
+    expect(hello.pid).toBe(kernel.pid);
+    expect(hello.interval_ms).toBe(DEFAULT_INTERVAL_MS);
+    expect(hello.python).toBe(
+      unquote(await kernel.evaluate("__import__('platform').python_version()"))
+    );
+    expect(hello.cyscope_version).toBe(
+      unquote(await kernel.evaluate("__import__('cyscope').__version__"))
+    );
+    // native.loaded is reported, and agrees with what is on disk.
+    const library = nativeLibraryCandidate();
+    if (library !== null) {
+      expect(hello.native).toEqual(
+        expect.objectContaining({ loaded: true, abi: 1, error: null })
+      );
+    } else {
+      expect(hello.native.loaded).toBe(false);
+      expect(hello.native.error).toMatch(/not found/);
+    }
+    // An idle kernel sends nothing after the greeting.
+    await new Promise(ok => setTimeout(ok, 300));
+    expect(session.data().map(d => d.type)).toEqual(['hello']);
+
+    const run = await session.runCell('import time; time.sleep(1)');
+    expect(String(run.executionCount)).toBe(countBefore);
+    expectWellFormedRun(run, 5);
+    expect(run.runningSamples.every(s => s.running)).toBe(true);
+    expect(run.cell.record.duration_ms).toBeGreaterThanOrEqual(980);
+    expect(run.cell.record.duration_ms).toBeLessThan(1500);
+    const cellsForRun = session
+      .data()
+      .filter(
+        d =>
+          d.type === 'cell' && d.record.execution_count === run.executionCount
+      );
+    expect(cellsForRun).toHaveLength(1);
+    // The end-of-cell sample comes after the running ones, before the record.
+    const types = session.data().map(d => d.type);
+    expect(types.lastIndexOf('sample')).toBeLessThan(types.indexOf('cell'));
+  });
+
+  test('request_history returns every cell record so far, oldest first', async () => {
+    const s = await sharedSession();
+    const kernel = s.client;
+    await s.runCell('x = 41 + 1');
+    await kernel.evaluate('x'); // silent: must leave no record
+    const failed = await s.runCell('raise ValueError("cyscope test")');
+    expect(failed.result.reply.content.status).toBe('error');
+    expect(failed.cell.record.success).toBe(false);
+
+    const request = { v: 1, type: 'request_history' };
+    expect(frontendMessageProblem(request)).toBeNull();
+    const answer = await s.request(request);
+    expect(answer.type).toBe('history');
+    const { records } = answer as HistoryMessage;
+    const streamed = s
+      .data()
+      .flatMap(d => (d.type === 'cell' ? [d.record] : []));
+    expect(streamed.length).toBeGreaterThanOrEqual(2);
+    expect(records).toEqual(streamed);
+    const counts = records.map(r => r.execution_count);
+    expect(counts).toEqual([...counts].sort((a, b) => a - b));
+    expect(new Set(counts).size).toBe(counts.length);
+  });
+
+  test('answers each malformed message with an error naming the problem, and carries on', async () => {
+    const s = await sharedSession();
+    // A known baseline, so a wrongly accepted configure below would show.
+    const baseline = {
+      v: 1,
+      type: 'configure',
+      interval_ms: DEFAULT_INTERVAL_MS
+    };
+    expect(frontendMessageProblem(baseline)).toBeNull();
+    const baselineId = await s.send(baseline);
+
+    const cases: [string, unknown, RegExp[]][] = [
+      ['wrong v', { v: 2, type: 'request_history' }, [/version/, /\b2\b/]],
+      ['v as a string', { v: '1', type: 'request_history' }, [/version/]],
+      ['no v', { type: 'request_history' }, [/version/]],
+      [
+        'unknown type',
+        { v: 1, type: 'bogus' },
+        [/unknown message type/, /bogus/]
+      ],
+      ['a list', [1, 2, 3], [/JSON object/, /list/]],
+      ['a string', 'request_history', [/JSON object/, /str/]],
+      ['null', null, [/JSON object/]],
+      [
+        'interval_ms "100"',
+        { v: 1, type: 'configure', interval_ms: '100' },
+        [/interval_ms/, /'100'/]
+      ],
+      [
+        'interval_ms 1',
+        { v: 1, type: 'configure', interval_ms: 1 },
+        [/interval_ms/, /\b1$/]
+      ],
+      [
+        'interval_ms 100.5',
+        { v: 1, type: 'configure', interval_ms: 100.5 },
+        [/interval_ms/, /100\.5/]
+      ],
+      [
+        'interval_ms true',
+        { v: 1, type: 'configure', interval_ms: true },
+        [/interval_ms/, /True/]
+      ],
+      [
+        'interval_ms 60001',
+        { v: 1, type: 'configure', interval_ms: 60001 },
+        [/interval_ms/, /60001/]
+      ],
+      [
+        'configure without interval_ms',
+        { v: 1, type: 'configure' },
+        [/missing/, /interval_ms/]
+      ],
+      [
+        'unknown field',
+        { v: 1, type: 'request_history', since: 3 },
+        [/unknown field/, /since/]
+      ]
+    ];
+    const problems: string[] = [];
+    const sent: [string, string][] = [];
+    for (const [label, data, patterns] of cases) {
+      if (data !== null && typeof data === 'object' && !Array.isArray(data)) {
+        // The test's own premise: each case is invalid per the schema too.
+        expect([label, frontendMessageProblem(data)]).not.toEqual([
+          label,
+          null
+        ]);
+      }
+      let answer: KernelMessage;
+      try {
+        const msgId = await s.send(data);
+        sent.push([label, msgId]);
+        answer = dataOf(
+          await s.messages.find(
+            m => m.parent_header.msg_id === msgId,
+            5000,
+            `the answer to ${label}`
+          )
+        );
+      } catch (error) {
+        problems.push(`${label}: ${String(error)}`);
+        continue;
+      }
+      if (answer.type !== 'error') {
+        problems.push(`${label}: answered ${JSON.stringify(answer)}`);
+        continue;
+      }
+      for (const pattern of patterns) {
+        if (!pattern.test(answer.message)) {
+          problems.push(
+            `${label}: ${JSON.stringify(answer.message)} !~ ${pattern}`
+          );
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+
+    // The comm still works, and each bad message got exactly one answer
+    // (the history answer is sent after all of them, so they are all in).
+    const history = await s.request({ v: 1, type: 'request_history' });
+    expect(history.type).toBe('history');
+    expect(s.answersTo(baselineId)).toEqual([]);
+    for (const [label, msgId] of sent) {
+      expect([label, s.answersTo(msgId).length]).toEqual([label, 1]);
+    }
+
+    // The kernel still executes and streams, at the unchanged interval.
+    const run = await s.runCell('import time; time.sleep(0.6)');
+    expectWellFormedRun(run, 3);
+    expect(run.runningSamples.length).toBeLessThanOrEqual(9);
+    expect(median(intervals(run.runningSamples))).toBeGreaterThan(80);
+  });
+
+  test('configure interval_ms 50 raises the sample rate', async () => {
+    const s = await sharedSession();
+    const configure = { v: 1, type: 'configure', interval_ms: 50 };
+    expect(frontendMessageProblem(configure)).toBeNull();
+    const configureId = await s.send(configure);
+    // Shell messages are handled in order: once history is in, an error about
+    // the configure would be too.
+    await s.request({ v: 1, type: 'request_history' });
+    expect(s.answersTo(configureId)).toEqual([]);
+
+    try {
+      const run = await s.runCell('import time; time.sleep(1)');
+      expectWellFormedRun(run, 12);
+      expect(median(intervals(run.runningSamples))).toBeLessThan(75);
+
+      // A frontend attaching now is told the new interval.
+      const { commId, messages } = await s.client.commOpen('cyscope', {});
+      try {
+        const hello = dataOf(await messages.find(() => true, 5000, 'hello'));
+        expect(hello).toEqual(
+          expect.objectContaining({ type: 'hello', interval_ms: 50 })
+        );
+      } finally {
+        messages.close();
+        await s.client.commClose(commId);
+      }
+    } finally {
+      await s.send({
+        v: 1,
+        type: 'configure',
+        interval_ms: DEFAULT_INTERVAL_MS
+      });
+    }
+  });
+
+  test('after SIGKILL during a streaming cell, a restarted kernel greets and streams again', async () => {
+    const kernel = await startKernel();
+    const first = await attach(kernel);
+    const firstHello = await first.hello();
+    const oldPid = kernel.pid;
+    expect(firstHello.pid).toBe(oldPid);
+
+    const long = kernel.startExecute('import time; time.sleep(60)');
+    const outcome = long.done.then(
+      () => 'finished',
+      (error: unknown) => error
+    );
+    let running = 0;
+    await first.messages.find(
+      m =>
+        isType(m, 'sample') &&
+        (dataOf(m) as SampleMessage).running &&
+        ++running >= 3,
+      10000,
+      '3 running samples of the long cell'
+    );
+
+    await kernel.kill();
+    expect(await outcome).toBeInstanceOf(KernelDiedError);
+    expect(await kernel.ping(500)).toBe(false);
+    const heardBeforeRestart = first.messages.received.length;
+
+    await kernel.restart();
+    expect(kernel.pid).not.toBe(oldPid);
+    expect(await kernel.ping()).toBe(true);
+
+    const second = await attach(kernel);
+    const hello = await second.hello();
+    expect(hello.pid).toBe(kernel.pid);
+    expect(
+      await kernel.evaluate(
+        "'cyscope' in get_ipython().extension_manager.loaded"
+      )
+    ).toBe('True');
+    const run = await second.runCell('import time; time.sleep(0.6)');
+    expectWellFormedRun(run, 3);
+    expect(run.executionCount).toBe(1); // a fresh kernel
+    expect(first.messages.received.length).toBe(heardBeforeRestart);
+  });
+});
