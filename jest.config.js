@@ -11,6 +11,7 @@ module.exports = {
       displayName: 'unit',
       testEnvironment: 'jsdom',
       roots: ['<rootDir>/test/unit'],
+      setupFiles: ['<rootDir>/test/unit/setup-jsdom.js'],
       transform: { '^.+\\.tsx?$': tsJest },
       moduleFileExtensions: ['ts', 'tsx', 'js', 'json']
     },

@@ -40,10 +40,17 @@ class ExtensionState:
 
     # IPython event callbacks -------------------------------------------------
     def pre_run_cell(self, info) -> None:
-        self.monitor.cell_started(self.ipython.execution_count, getattr(info, "cell_id", None))
+        # IPython (8.x and 9.x) has already counted a history-storing cell
+        # when pre_run_cell fires; post_run_cell's result confirms the number.
+        count = self.ipython.execution_count
+        if getattr(info, "store_history", False):
+            count -= 1
+        self.monitor.cell_started(count, getattr(info, "cell_id", None))
 
     def post_run_cell(self, result) -> None:
-        self.monitor.cell_finished(bool(getattr(result, "success", True)))
+        self.monitor.cell_finished(
+            bool(getattr(result, "success", True)), execution_count=getattr(result, "execution_count", None)
+        )
 
 
 def load(ipython) -> None:

@@ -106,7 +106,7 @@ class MemoryMonitor:
             self._started_perf = time.perf_counter()
             self._cond.notify_all()
 
-    def cell_finished(self, success: bool) -> dict | None:
+    def cell_finished(self, success: bool, execution_count: int | None = None) -> dict | None:
         memory = self._tracker.cell_finished() if self._tracker is not None else None
         rss = self._rss()
         with self._cond:
@@ -119,6 +119,8 @@ class MemoryMonitor:
             record["rss_peak"] = max(record["rss_peak"], rss)
             record["success"] = bool(success)
             record["memory"] = memory
+            if execution_count is not None:
+                record["execution_count"] = execution_count
             self._records.append(record)
             count = record["execution_count"]
         self._send(self._sample_message(rss, running=False, execution_count=count))

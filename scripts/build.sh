@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Build every layer: native library, TypeScript, labextension; then expose the
+# checkout to the venv's Jupyter in development mode. Idempotent.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+[ "${CYSCOPE_SKIP_SETUP:-}" = 1 ] || bash "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+
+say "native: cmake build"
+cmake -S native -B native/build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build native/build -j2 >/dev/null
+install -d -m 0755 python-shim/cyscope/_native
+install -m 0755 native/build/libcyscope.so python-shim/cyscope/_native/libcyscope.so
+
+say "frontend: tsc + labextension"
+tsc --sourceMap
+if [ ! -f python-shim/cyscope/labextension/package.json ] ||
+   [ -n "$(find lib style schema package.json -newer python-shim/cyscope/labextension/package.json -print -quit)" ]; then
+  jupyter labextension build --development True . >/dev/null
+fi
+
+# Development install: the venv imports cyscope from the checkout and its
+# Jupyter finds the labextension through a symlink (what `pip install -e` +
+# `jupyter labextension develop` would do, without re-installing each time).
+site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$ROOT/python-shim" > "$site/cyscope-dev.pth"
+ext_dir="$VENV/share/jupyter/labextensions"
+mkdir -p "$ext_dir"
+ln -sfn "$ROOT/python-shim/cyscope/labextension" "$ext_dir/jupyterlab-cyscope"
+say "build done"

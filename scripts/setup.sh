@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install everything the project needs, once: Debian packages (as root),
+# the pinned virtual environment, and npm packages. Idempotent and quick when
+# nothing is missing; every other script starts by calling it.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+APT_PACKAGES=(
+  chromium            # e2e tests (Playwright drives /usr/bin/chromium)
+  python3-ipykernel   # Debian's interpreter: the SageMath kernel's python
+  python3-jupyter-client
+  python3-pytest
+  python3-jsonschema
+  python3-numpy
+  python3-dev
+  python3-setuptools
+  cython3             # Cython 0.29, what Debian's Sage uses
+  clang-format        # C/C++ formatting check
+  cmake
+  valgrind
+  g++
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}"
+    exit 1
+  fi
+  say "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+stamp="$VENV/.cyscope-requirements"
+if [ ! -x "$PY" ] || ! cmp -s "$ROOT/requirements-dev.txt" "$stamp"; then
+  say "creating/updating the virtual environment in .venv"
+  [ -x "$PY" ] || python3 -m venv "$VENV"
+  "$PY" -m pip install -q --upgrade pip
+  "$PY" -m pip install -q -r "$ROOT/requirements-dev.txt"
+  cp "$ROOT/requirements-dev.txt" "$stamp"
+fi
+
+if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+  say "npm ci"
+  (cd "$ROOT" && npm ci --no-audit --no-fund)
+fi

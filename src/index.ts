@@ -1,0 +1,90 @@
+/**
+ * jupyterlab-cyscope: plugin wiring only. Each notebook gets a KernelChannel
+ * (kernel access) and a MemoryModel (state); the sidebar MemoryPanel shows
+ * the current notebook's model.
+ */
+import {
+  ILabShell,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+
+import { KernelChannel } from './channel';
+import { cyscopeIcon } from './icons';
+import { MemoryPanel } from './memoryPanel';
+import { MemoryModel } from './model';
+
+export const PLUGIN_ID = 'jupyterlab-cyscope:plugin';
+const DEFAULT_INTERVAL_MS = 100;
+
+namespace CommandIDs {
+  export const showMemory = 'cyscope:show-memory-panel';
+}
+
+function activate(
+  app: JupyterFrontEnd,
+  notebooks: INotebookTracker,
+  labShell: ILabShell | null,
+  settings: ISettingRegistry | null
+): void {
+  const panel = new MemoryPanel();
+  panel.title.icon = cyscopeIcon;
+  panel.title.label = labShell ? '' : 'cyscope';
+  app.shell.add(panel, 'left', { rank: 900 });
+
+  let intervalMs = DEFAULT_INTERVAL_MS;
+  const models = new Map<NotebookPanel, MemoryModel>();
+
+  const showCurrent = () => {
+    const current = notebooks.currentWidget;
+    panel.model = current ? (models.get(current) ?? null) : null;
+    panel.notebookName = current ? current.context.path : '';
+  };
+
+  notebooks.widgetAdded.connect((_, notebook) => {
+    const channel = new KernelChannel(notebook.sessionContext, () =>
+      model.handshake()
+    );
+    const model = new MemoryModel(channel, intervalMs);
+    models.set(notebook, model);
+    notebook.disposed.connect(() => {
+      models.delete(notebook);
+      model.dispose();
+      channel.dispose();
+      showCurrent();
+    });
+    showCurrent();
+  });
+  notebooks.currentChanged.connect(showCurrent);
+  showCurrent();
+
+  app.commands.addCommand(CommandIDs.showMemory, {
+    label: 'Show cyscope Memory Panel',
+    execute: () => app.shell.activateById(panel.id)
+  });
+
+  if (settings) {
+    void settings.load(PLUGIN_ID).then(loaded => {
+      const apply = () => {
+        intervalMs = loaded.get('sampleIntervalMs').composite as number;
+        models.forEach(model => (model.intervalMs = intervalMs));
+      };
+      loaded.changed.connect(apply);
+      apply();
+    });
+  }
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description:
+    'cyscope: per-cell memory of notebook kernels, and inspectable %%cython cells.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ILabShell, ISettingRegistry],
+  activate
+};
+
+export default plugin;

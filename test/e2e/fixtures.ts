@@ -1,0 +1,171 @@
+/**
+ * Playwright fixtures: one real JupyterLab server per worker, and a page
+ * that records every console error so tests can insist on none.
+ */
+import { expect, Page, test as base } from '@playwright/test';
+import { ChildProcess } from 'child_process';
+
+import { IServerInfo, startServer } from '../support/jupyter-server';
+
+export function notebookJson(kernelName: string, displayName: string): string {
+  return JSON.stringify({
+    cells: [
+      {
+        cell_type: 'code',
+        execution_count: null,
+        id: 'first-cell',
+        metadata: {},
+        outputs: [],
+        source: ''
+      }
+    ],
+    metadata: {
+      kernelspec: { name: kernelName, display_name: displayName, language: 'python' }
+    },
+    nbformat: 4,
+    nbformat_minor: 5
+  });
+}
+
+export const NOTEBOOKS: Record<string, string> = {
+  'venv.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'restart.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'malformed.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'debian.ipynb': notebookJson(
+    'debian-python3-cyscope',
+    'Debian Python 3 (cyscope from checkout)'
+  ),
+  'plain.ipynb': notebookJson('debian-python3-plain', 'Debian Python 3 (no cyscope)')
+};
+
+type WorkerFixtures = { server: IServerInfo };
+type TestFixtures = { consoleErrors: string[] };
+
+export const test = base.extend<TestFixtures, WorkerFixtures>({
+  server: [
+    // eslint-disable-next-line no-empty-pattern
+    async ({}, use) => {
+      const { info, process: proc } = await startServer(NOTEBOOKS);
+      await use(info);
+      await stop(proc);
+    },
+    { scope: 'worker' }
+  ],
+  consoleErrors: async ({ page }, use) => {
+    const errors: string[] = [];
+    page.on('console', msg => {
+      if (msg.type() === 'error') {
+        errors.push(msg.text());
+      }
+    });
+    page.on('pageerror', err => errors.push(String(err)));
+    // Name the resource behind a "Failed to load resource" console error.
+    page.on('response', res => {
+      if (res.status() >= 400) {
+        errors.push(`HTTP ${res.status()} ${res.url().replace(/token=\w+/, 'token=…')}`);
+      }
+    });
+    await use(errors);
+  }
+});
+
+async function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) {
+    return;
+  }
+  proc.kill('SIGTERM');
+  const exited = new Promise(resolve => proc.once('exit', resolve));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export { expect };
+
+/** Open a notebook of the test server and wait for its kernel to be idle. */
+export async function openNotebook(
+  page: Page,
+  server: IServerInfo,
+  name: string
+): Promise<void> {
+  await page.goto(`${server.url}/lab/tree/${name}?token=${server.token}&reset`);
+  await page.waitForFunction(
+    () => (window as any).jupyterapp?.started !== undefined
+  );
+  await page.waitForSelector('.jp-NotebookPanel .jp-Cell', { timeout: 60000 });
+  await page.waitForFunction(
+    () => {
+      const w = (window as any).jupyterapp.shell.currentWidget;
+      return w?.sessionContext?.session?.kernel?.status === 'idle';
+    },
+    undefined,
+    { timeout: 90000 }
+  );
+}
+
+/**
+ * Put `code` in a new last cell and run it; resolves when the kernel has
+ * given the cell its execution count (or immediately with wait=false).
+ */
+export async function runCell(
+  page: Page,
+  code: string,
+  wait = true
+): Promise<number | null> {
+  const index = await page.evaluate(async source => {
+    const app = (window as any).jupyterapp;
+    const panel = app.shell.currentWidget;
+    const notebook = panel.content;
+    const last = notebook.widgets[notebook.widgets.length - 1];
+    if (last.model.sharedModel.getSource() !== '' || last.model.executionCount !== null) {
+      notebook.activeCellIndex = notebook.widgets.length - 1;
+      await app.commands.execute('notebook:insert-cell-below');
+    }
+    notebook.activeCellIndex = notebook.widgets.length - 1;
+    notebook.activeCell.model.sharedModel.setSource(source);
+    void app.commands.execute('notebook:run-cell');
+    return notebook.widgets.length - 1;
+  }, code);
+  if (!wait) {
+    return null;
+  }
+  const handle = await page.waitForFunction(
+    i => {
+      const panel = (window as any).jupyterapp.shell.currentWidget;
+      const cell = panel.content.widgets[i];
+      const kernel = panel.sessionContext.session?.kernel;
+      return cell.model.executionCount !== null && kernel?.status === 'idle'
+        ? cell.model.executionCount
+        : false;
+    },
+    index,
+    { timeout: 120000 }
+  );
+  return (await handle.jsonValue()) as number;
+}
+
+/** Text of the output area of the last cell. */
+export async function lastOutput(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const notebook = (window as any).jupyterapp.shell.currentWidget.content;
+    const last = notebook.widgets[notebook.widgets.length - 1];
+    return (last.node.querySelector('.jp-OutputArea') as HTMLElement)?.innerText ?? '';
+  });
+}
+
+export async function openMemoryPanel(page: Page): Promise<void> {
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('cyscope:show-memory-panel')
+  );
+  await expect(page.locator('#cyscope-memory-panel')).toBeVisible();
+}
+
+/** Parse "123.4 MiB" (as the panel prints it) to bytes. */
+export function parseBytes(text: string): number {
+  const m = /^(-?[\d.]+) (B|KiB|MiB|GiB|TiB)$/.exec(text.trim());
+  if (!m) {
+    throw new Error(`not a byte figure: ${JSON.stringify(text)}`);
+  }
+  const power = ['B', 'KiB', 'MiB', 'GiB', 'TiB'].indexOf(m[2]);
+  return parseFloat(m[1]) * 1024 ** power;
+}

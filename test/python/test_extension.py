@@ -1,0 +1,150 @@
+"""cyscope inside a real IPython shell, with a recording stand-in for the comm.
+
+The real comm over the real kernel protocol is covered by test/kernel (Node,
+ZMQ) and test/e2e (browser); here the shell is real and the comm is a stub.
+"""
+
+import threading
+import time
+
+import pytest
+
+from cyscope import protocol
+from cyscope.extension import current_state
+
+
+class RecordingComm:
+    """Just enough of ipykernel's Comm for CommHub."""
+
+    _ids = 0
+
+    def __init__(self):
+        RecordingComm._ids += 1
+        self.comm_id = f"comm-{RecordingComm._ids}"
+        self.sent = []
+        self.lock = threading.Lock()
+        self.on_msg_cb = None
+        self.on_close_cb = None
+
+    def send(self, data):
+        with self.lock:
+            self.sent.append(data)
+
+    def on_msg(self, cb):
+        self.on_msg_cb = cb
+
+    def on_close(self, cb):
+        self.on_close_cb = cb
+
+    def close(self):
+        pass
+
+    def deliver(self, data):
+        self.on_msg_cb({"content": {"data": data}})
+
+    def of_type(self, kind):
+        with self.lock:
+            return [m for m in self.sent if m["type"] == kind]
+
+
+@pytest.fixture
+def comm(shell):
+    comm = RecordingComm()
+    current_state(shell).hub._accept(comm, {})
+    yield comm
+    comm.on_close_cb({})
+
+
+def test_load_is_idempotent_and_registered(shell):
+    assert "cyscope" in shell.extension_manager.loaded
+    state = current_state(shell)
+    shell.run_line_magic("load_ext", "cyscope")
+    assert current_state(shell) is state
+
+
+def test_hello_on_open(comm, validate_message):
+    (hello,) = comm.of_type("hello")
+    validate_message(hello)
+    assert hello["native"]["loaded"] is True
+
+
+def test_each_cell_gets_a_record_with_its_execution_count(shell, comm, validate_message):
+    result = shell.run_cell("x = bytearray(30 * 1024 * 1024); x[::4096] = b'x' * len(x[::4096])", store_history=True)
+    assert result.success
+    cells = comm.of_type("cell")
+    assert len(cells) == 1
+    record = validate_message(cells[0])["record"]
+    assert record["execution_count"] == result.execution_count
+    assert record["success"] is True
+    assert record["rss_after"] - record["rss_before"] > 20 * 1024 * 1024
+    assert record["rss_peak"] >= record["rss_after"]
+
+
+def test_a_failing_cell_is_recorded_as_failed(shell, comm):
+    result = shell.run_cell("1/0", store_history=True)
+    assert not result.success
+    (cell,) = comm.of_type("cell")
+    assert cell["record"]["success"] is False
+
+
+def test_silent_execution_leaves_no_record(shell, comm):
+    shell.run_cell("y = 1", silent=True)
+    assert comm.of_type("cell") == []
+
+
+def test_samples_stream_while_a_cell_runs(shell, comm, validate_message):
+    comm.deliver(protocol.parse_inbound({"v": 1, "type": "configure", "interval_ms": 50}))
+    shell.run_cell("import time; time.sleep(0.6)", store_history=True)
+    samples = [validate_message(m) for m in comm.of_type("sample")]
+    running = [s for s in samples if s["running"]]
+    assert len(running) >= 6, f"only {len(running)} samples in 0.6 s at 50 ms"
+    assert samples[-1]["running"] is False
+    # Nothing is sent while the kernel is idle.
+    count = len(comm.of_type("sample"))
+    time.sleep(0.3)
+    assert len(comm.of_type("sample")) == count
+
+
+def test_request_history_returns_every_record(shell, comm, validate_message):
+    shell.run_cell("a = 1", store_history=True)
+    shell.run_cell("b = 2", store_history=True)
+    comm.deliver({"v": 1, "type": "request_history"})
+    (history,) = comm.of_type("history")
+    validate_message(history)
+    assert len(history["records"]) >= 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, "text", [], {"v": 1, "type": "bogus"}, {"v": 9, "type": "configure"}, {"v": 1, "type": "configure"}],
+)
+def test_malformed_messages_get_an_error_and_the_shell_carries_on(shell, comm, data, validate_message):
+    comm.deliver(data)
+    (error,) = comm.of_type("error")
+    validate_message(error)
+    assert shell.run_cell("z = 41 + 1", store_history=True).success
+    assert shell.user_ns["z"] == 42
+    assert comm.of_type("cell")
+
+
+def test_a_broken_comm_does_not_break_the_cell(shell, comm):
+    def explode(data):
+        raise RuntimeError("socket gone")
+
+    comm.send = explode
+    assert shell.run_cell("w = 3", store_history=True).success
+
+
+def test_reset_keeps_cyscope_running(shell, comm):
+    shell.run_line_magic("reset", "-f")
+    shell.run_cell("v = 1", store_history=True)
+    assert comm.of_type("cell")
+
+
+def test_unload_unregisters_events(shell):
+    state = current_state(shell)
+    shell.run_line_magic("unload_ext", "cyscope")
+    assert current_state(shell) is None
+    shell.run_cell("u = 1", store_history=True)
+    assert state.monitor.records() == []
+    shell.run_line_magic("load_ext", "cyscope")

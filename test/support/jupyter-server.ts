@@ -1,0 +1,153 @@
+/**
+ * Starts a real JupyterLab server for end-to-end tests: loopback only, a
+ * random token, fresh runtime/settings/workspace folders so nothing leaks
+ * between runs, and extra kernelspecs for Debian's interpreter.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+export const VENV_BIN = path.join(REPO, '.venv', 'bin');
+
+export interface IServerInfo {
+  url: string;
+  token: string;
+  rootDir: string;
+  pid: number;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function writeKernelSpec(
+  dataDir: string,
+  name: string,
+  displayName: string,
+  argv0: string,
+  env: Record<string, string>
+): void {
+  const dir = path.join(dataDir, 'kernels', name);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(
+    path.join(dir, 'kernel.json'),
+    JSON.stringify({
+      argv: [argv0, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+      display_name: displayName,
+      language: 'python',
+      env
+    })
+  );
+}
+
+export async function startServer(
+  rootFiles: Record<string, string> = {}
+): Promise<{ info: IServerInfo; process: ChildProcess; base: string }> {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'cyscope-e2e-'));
+  const rootDir = path.join(base, 'notebooks');
+  const dataDir = path.join(base, 'data');
+  fs.mkdirSync(rootDir);
+  for (const [name, text] of Object.entries(rootFiles)) {
+    fs.writeFileSync(path.join(rootDir, name), text);
+  }
+  // Debian's python3 (the SageMath kernel's interpreter) with only
+  // python-shim/ on its path, and the same interpreter without cyscope.
+  writeKernelSpec(
+    dataDir,
+    'debian-python3-cyscope',
+    'Debian Python 3 (cyscope from checkout)',
+    '/usr/bin/python3',
+    { PYTHONPATH: path.join(REPO, 'python-shim') }
+  );
+  writeKernelSpec(
+    dataDir,
+    'debian-python3-plain',
+    'Debian Python 3 (no cyscope)',
+    '/usr/bin/python3',
+    {}
+  );
+  // No "news" prompt over the panels in screenshots.
+  const labConfig = path.join(base, 'config', 'labconfig');
+  fs.mkdirSync(labConfig, { recursive: true });
+  fs.writeFileSync(
+    path.join(labConfig, 'page_config.json'),
+    JSON.stringify({
+      disabledExtensions: {
+        '@jupyterlab/apputils-extension:announcements': true
+      }
+    })
+  );
+  const port = await freePort();
+  const token = crypto.randomBytes(24).toString('hex');
+  const env = {
+    ...process.env,
+    JUPYTER_RUNTIME_DIR: path.join(base, 'runtime'),
+    JUPYTER_CONFIG_DIR: path.join(base, 'config'),
+    JUPYTER_PATH: dataDir,
+    IPYTHONDIR: path.join(base, 'ipython'),
+    PATH: `${VENV_BIN}:${process.env.PATH}`
+  };
+  const proc = spawn(
+    path.join(VENV_BIN, 'jupyter'),
+    [
+      'lab',
+      '--no-browser',
+      '--ServerApp.ip=127.0.0.1',
+      `--ServerApp.port=${port}`,
+      '--ServerApp.port_retries=0',
+      `--IdentityProvider.token=${token}`,
+      `--ServerApp.root_dir=${rootDir}`,
+      '--ServerApp.allow_root=True',
+      '--LabApp.expose_app_in_browser=True',
+      `--LabApp.user_settings_dir=${path.join(base, 'settings')}`,
+      `--LabApp.workspaces_dir=${path.join(base, 'workspaces')}`,
+      '--LabApp.news_url=',
+      '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate'
+    ],
+    { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false }
+  );
+  const log = fs.createWriteStream(path.join(base, 'server.log'));
+  proc.stdout?.pipe(log);
+  proc.stderr?.pipe(log);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    if (proc.exitCode !== null) {
+      throw new Error(
+        `jupyter lab exited with ${proc.exitCode}; see ${base}/server.log`
+      );
+    }
+    try {
+      const res = await fetch(`${url}/api/status`, {
+        headers: { Authorization: `token ${token}` }
+      });
+      if (res.ok) {
+        break;
+      }
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`jupyter lab did not start; see ${base}/server.log`);
+    }
+    await new Promise(r => setTimeout(r, 250));
+  }
+  return {
+    info: { url, token, rootDir, pid: proc.pid ?? 0 },
+    process: proc,
+    base
+  };
+}

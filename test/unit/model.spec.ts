@@ -1,0 +1,76 @@
+import { MAX_SAMPLES, MemoryModel } from '../../src/model';
+import { FakeChannel } from './fakeChannel';
+import { hello, record, sample } from './messages';
+
+describe('MemoryModel', () => {
+  let channel: FakeChannel;
+  let model: MemoryModel;
+  let changes: number;
+
+  beforeEach(() => {
+    channel = new FakeChannel();
+    model = new MemoryModel(channel, 100);
+    changes = 0;
+    model.changed.connect(() => changes++);
+  });
+
+  it('asks for the interval and the history on handshake', () => {
+    model.handshake();
+    expect(channel.sent).toEqual([
+      { v: 1, type: 'configure', interval_ms: 100 },
+      { v: 1, type: 'request_history' }
+    ]);
+  });
+
+  it('tracks the latest sample and the running cell', () => {
+    channel.emit(sample(10, true, 4));
+    expect(model.latest?.rss_bytes).toBe(10);
+    expect(model.runningCell).toBe(4);
+    channel.emit(sample(20, false, 4));
+    expect(model.runningCell).toBeNull();
+    expect(changes).toBe(2);
+  });
+
+  it('keeps a bounded window of samples', () => {
+    for (let i = 0; i < MAX_SAMPLES + 50; i++) {
+      channel.emit(sample(i));
+    }
+    expect(model.samples.length).toBe(MAX_SAMPLES);
+    expect(model.samples[0].rss_bytes).toBe(50);
+  });
+
+  it('adds rows in start order and merges an overlapping history', () => {
+    channel.emit({ v: 1, type: 'cell', record: record(2) });
+    channel.emit({ v: 1, type: 'cell', record: record(1) });
+    expect(model.rows.map(r => r.execution_count)).toEqual([1, 2]);
+    channel.emit({
+      v: 1,
+      type: 'history',
+      records: [record(1), record(2), record(3)]
+    });
+    expect(model.rows.map(r => r.execution_count)).toEqual([1, 2, 3]);
+  });
+
+  it('starts afresh when a new kernel process says hello', () => {
+    channel.emit(hello(100));
+    channel.emit({ v: 1, type: 'cell', record: record(1) });
+    channel.emit(hello(100)); // same process, a second comm
+    expect(model.rows.length).toBe(1);
+    channel.emit(hello(200)); // restarted kernel
+    expect(model.rows.length).toBe(0);
+    expect(model.samples.length).toBe(0);
+  });
+
+  it('reports kernel errors and rejected messages', () => {
+    channel.emit({ v: 1, type: 'error', message: 'unknown message type' });
+    expect(model.lastError).toBe('unknown message type');
+    channel.reject('sample: missing field');
+    expect(model.lastError).toContain('malformed message');
+    expect(model.lastError).toContain('sample: missing field');
+  });
+
+  it('sends a configure message when the interval changes', () => {
+    model.intervalMs = 250;
+    expect(channel.sent).toEqual([{ v: 1, type: 'configure', interval_ms: 250 }]);
+  });
+});
