@@ -230,6 +230,24 @@ def _absolute_source_paths(mapping: dict):
             setattr(FileSourceDescriptor, name, original)
 
 
+def _absolute_filename_table(c_path: str, pyx_name: str, pyx_final: str) -> None:
+    """Cython 0.29 writes only the basename into the C file's filename table (``__pyx_f``), which
+    becomes ``co_filename`` in tracebacks; put the absolute path there, as Cython 3 does."""
+    with open(c_path, encoding="utf-8") as f:
+        text = f.read()
+    start = text.find("*__pyx_f[] = {")
+    if start < 0:
+        return
+    end = text.find("};", start)
+    entry = '"' + pyx_name + '"'
+    table = text[start:end]
+    if entry in table:
+        escaped = pyx_final.replace("\\", "\\\\").replace('"', '\\"')
+        text = text[:start] + table.replace(entry, '"' + escaped + '"') + text[end:]
+        with open(c_path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
 def _untracked():
     try:
         from ..memory import untracked  # type: ignore[attr-defined]
@@ -441,6 +459,8 @@ class Builder:
             c_path = None
             if built_ext is not None:
                 c_path = next((s for s in built_ext.sources if s.endswith((".c", ".cpp"))), None)
+                if c_path and _cython_major() < 3:
+                    _absolute_filename_table(c_path, name + ".pyx", pyx_final)
 
             # 2. C compiler and linker
             if failed is None:

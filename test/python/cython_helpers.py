@@ -1,0 +1,105 @@
+"""Shared fixtures and helpers for the %%cython tests (test_cython_*.py).
+
+One real IPython shell per session with cyscope's magic registered, a private cache
+folder under pytest's tmp dir (CYSCOPE_CACHE_DIR), and a recorder of everything the
+magic displays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PROTOCOL = ROOT / "protocol"
+SHIM = ROOT / "python-shim"
+if str(SHIM) not in sys.path:
+    sys.path.insert(0, str(SHIM))
+
+DIAG_MIME = "application/vnd.cyscope.diagnostics+json"
+ANN_MIME = "application/vnd.cyscope.annotation+json"
+
+
+def cython_major() -> int:
+    import Cython
+
+    return int(Cython.__version__.split(".")[0])
+
+
+def load_schema(name: str) -> dict:
+    return json.loads((PROTOCOL / name).read_text())
+
+
+def validate(payload: dict, schema_name: str) -> None:
+    import jsonschema
+
+    schema = load_schema(schema_name)
+    jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
+
+
+class Recorder:
+    """Collects the MIME bundles published through the shell's display publisher."""
+
+    def __init__(self):
+        self.bundles: list[dict] = []
+
+    def publish(self, data, metadata=None, *args, **kwargs):
+        self.bundles.append(dict(data))
+
+    def clear(self):
+        self.bundles.clear()
+
+    def of(self, mime: str) -> list[dict]:
+        return [b[mime] for b in self.bundles if mime in b]
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cyscope-cache") / "cache"
+    old = os.environ.get("CYSCOPE_CACHE_DIR")
+    os.environ["CYSCOPE_CACHE_DIR"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("CYSCOPE_CACHE_DIR", None)
+    else:
+        os.environ["CYSCOPE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def shell(cache_root):
+    from IPython.testing.globalipapp import start_ipython
+
+    ip = start_ipython()
+    import cyscope.cython
+
+    cyscope.cython.register(ip)
+    return ip
+
+
+@pytest.fixture
+def recorder(shell, monkeypatch):
+    rec = Recorder()
+    monkeypatch.setattr(shell.display_pub, "publish", rec.publish)
+    return rec
+
+
+def run(shell, source: str):
+    """run_cell and return its ExecutionResult (the cell's own exceptions stay in the result)."""
+    return shell.run_cell(source, store_history=False)
+
+
+def run_ok(shell, source: str):
+    result = run(shell, source)
+    if not result.success:
+        raise AssertionError(f"cell failed: {result.error_in_exec or result.error_before_exec!r}")
+    return result
+
+
+def last_result(shell):
+    import cyscope.cython
+
+    return cyscope.cython.last_result(shell)
