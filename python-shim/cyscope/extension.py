@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 
 from . import __version__, native, protocol
 from .comm_hub import CommHub
 from .memory_monitor import MemoryMonitor
+
+log = logging.getLogger("cyscope")
 
 # One state per shell; held on the shell so %reset cannot drop it.
 _STATE_ATTR = "_cyscope_state"
@@ -64,6 +67,18 @@ def load(ipython) -> None:
     ipython.events.register("post_run_cell", state.post_run_cell)
     state.monitor.start()
     setattr(ipython, _STATE_ATTR, state)
+    _register_cython_magic(ipython)
+
+
+def _register_cython_magic(ipython) -> None:
+    # The memory panel must work even where %%cython cannot (no compiler,
+    # an IPython too old): report, don't fail the load.
+    try:
+        from . import cython as cython_magic
+
+        cython_magic.register(ipython)
+    except Exception as exc:
+        log.warning("cyscope: %%%%cython is not available in this kernel: %s", exc)
 
 
 def unload(ipython) -> None:
@@ -77,6 +92,12 @@ def unload(ipython) -> None:
             pass
     state.monitor.stop()
     state.hub.unregister()
+    try:
+        from . import cython as cython_magic
+
+        cython_magic.unregister(ipython)
+    except Exception:
+        log.debug("cyscope: unregistering %%cython failed", exc_info=True)
     setattr(ipython, _STATE_ATTR, None)
 
 

@@ -20,7 +20,11 @@ export function notebookJson(kernelName: string, displayName: string): string {
       }
     ],
     metadata: {
-      kernelspec: { name: kernelName, display_name: displayName, language: 'python' }
+      kernelspec: {
+        name: kernelName,
+        display_name: displayName,
+        language: 'python'
+      }
     },
     nbformat: 4,
     nbformat_minor: 5
@@ -35,7 +39,10 @@ export const NOTEBOOKS: Record<string, string> = {
     'debian-python3-cyscope',
     'Debian Python 3 (cyscope from checkout)'
   ),
-  'plain.ipynb': notebookJson('debian-python3-plain', 'Debian Python 3 (no cyscope)')
+  'plain.ipynb': notebookJson(
+    'debian-python3-plain',
+    'Debian Python 3 (no cyscope)'
+  )
 };
 
 type WorkerFixtures = { server: IServerInfo };
@@ -43,7 +50,6 @@ type TestFixtures = { consoleErrors: string[] };
 
 export const test = base.extend<TestFixtures, WorkerFixtures>({
   server: [
-    // eslint-disable-next-line no-empty-pattern
     async ({}, use) => {
       const { info, process: proc } = await startServer(NOTEBOOKS);
       await use(info);
@@ -62,7 +68,9 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     // Name the resource behind a "Failed to load resource" console error.
     page.on('response', res => {
       if (res.status() >= 400) {
-        errors.push(`HTTP ${res.status()} ${res.url().replace(/token=\w+/, 'token=…')}`);
+        errors.push(
+          `HTTP ${res.status()} ${res.url().replace(/token=\w+/, 'token=…')}`
+        );
       }
     });
     await use(errors);
@@ -117,7 +125,10 @@ export async function runCell(
     const panel = app.shell.currentWidget;
     const notebook = panel.content;
     const last = notebook.widgets[notebook.widgets.length - 1];
-    if (last.model.sharedModel.getSource() !== '' || last.model.executionCount !== null) {
+    if (
+      last.model.sharedModel.getSource() !== '' ||
+      last.model.executionCount !== null
+    ) {
       notebook.activeCellIndex = notebook.widgets.length - 1;
       await app.commands.execute('notebook:insert-cell-below');
     }
@@ -149,7 +160,10 @@ export async function lastOutput(page: Page): Promise<string> {
   return page.evaluate(() => {
     const notebook = (window as any).jupyterapp.shell.currentWidget.content;
     const last = notebook.widgets[notebook.widgets.length - 1];
-    return (last.node.querySelector('.jp-OutputArea') as HTMLElement)?.innerText ?? '';
+    return (
+      (last.node.querySelector('.jp-OutputArea') as HTMLElement)?.innerText ??
+      ''
+    );
   });
 }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Every test of every layer (the README's test command, `npm test`).
+# Runs every stage even after a failure, so one run shows all problems, and
+# exits non-zero if any stage failed.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+bash scripts/build.sh
+
+DEBIAN_PY=/usr/bin/python3
+passed=0
+failed=0
+failures=()
+stage() {
+  local name="$1"
+  shift
+  say "── $name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    say "   $name: ok ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    say "   $name: FAILED ($((SECONDS - start)) s)"
+  fi
+}
+
+lint_python() {
+  ruff check python-shim test scripts && ruff format --check python-shim test scripts
+}
+lint_native() {
+  find native -path 'native/build*' -prune -o \( -name '*.c' -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) -print |
+    xargs clang-format --dry-run -Werror
+}
+native_tests() {
+  ctest --test-dir native/build --output-on-failure
+}
+native_sanitized() {
+  if [ -f scripts/native_sanitize.sh ]; then bash scripts/native_sanitize.sh; else
+    say "scripts/native_sanitize.sh is missing"; return 1; fi
+}
+pytest_venv() {
+  "$PY" -m pytest test/python -p no:cacheprovider
+}
+pytest_debian() {
+  # Debian's interpreter with only python-shim/ on its path, as the SageMath
+  # kernel would use cyscope; the wheel tests are packaging, not interpreter.
+  "$DEBIAN_PY" -m pytest test/python -p no:cacheprovider -m "not wheel"
+}
+
+stage "lint: ruff" lint_python
+stage "lint: eslint, prettier, stylelint, tsc" npm run --silent lint:check
+stage "lint: clang-format" lint_native
+stage "jest: unit" npx jest --selectProjects unit
+stage "native: ctest" native_tests
+stage "native: ASan/UBSan + valgrind" native_sanitized
+stage "pytest: project venv (CPython $("$PY" -c 'import platform; print(platform.python_version())'))" pytest_venv
+stage "pytest: Debian /usr/bin/python3" pytest_debian
+stage "jest: kernel over ZMQ" npx jest --selectProjects kernel --runInBand
+stage "e2e: JupyterLab in Chromium" npx playwright test -c test/e2e/playwright.config.ts
+
+if [ "$failed" -gt 0 ]; then
+  say "failed stages: ${failures[*]}"
+fi
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
