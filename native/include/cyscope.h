@@ -22,10 +22,10 @@ extern "C" {
 #define CYSCOPE_ABI_VERSION 1
 
 #define CYSCOPE_OK 0
-#define CYSCOPE_EINVAL (-1)   /* a bad argument (NULL, size too small) */
-#define CYSCOPE_ESTATE (-2)   /* not allowed in the current state */
-#define CYSCOPE_EOS (-3)      /* the operating system refused */
-#define CYSCOPE_ENOMEM (-4)   /* the tracker's own arena is exhausted */
+#define CYSCOPE_EINVAL (-1) /* a bad argument (NULL, size too small) */
+#define CYSCOPE_ESTATE (-2) /* not allowed in the current state */
+#define CYSCOPE_EOS (-3)    /* the operating system refused */
+#define CYSCOPE_ENOMEM (-4) /* the tracker's own arena is exhausted */
 
 #if defined(__GNUC__)
 #define CYSCOPE_API __attribute__((visibility("default")))
@@ -41,6 +41,99 @@ CYSCOPE_API const char *cyscope_version(void);
 
 /* Resident set size of this process, in bytes, read from /proc. */
 CYSCOPE_API int cyscope_read_rss(uint64_t *rss_bytes);
+
+/* ------------------------------------------------------------------------
+ * Allocation tracking (issue 4). The library patches the GOT/PLT slots of
+ * every loaded object so malloc & co. go through its hooks; nothing is
+ * preloaded. Byte unit: a block counts with its requested size when the
+ * tracker keeps a record of it (sampled, >= record_threshold, exact mode,
+ * anonymous mmap), otherwise with malloc_usable_size(); free() removes the
+ * same number that was added. Totals count every thread.
+ * ------------------------------------------------------------------------ */
+
+typedef struct cyscope_mem_config {
+  size_t size;               /* sizeof(cyscope_mem_config), set by the caller */
+  int exact;                 /* 1: record the stack of every allocation */
+  int native;                /* 1: capture full native stacks (unwinding) */
+  uint64_t sample_bytes;     /* mean bytes between sampled stacks (0 = default 512 KiB) */
+  uint64_t record_threshold; /* blocks >= this are always recorded (0 = default 128 KiB) */
+} cyscope_mem_config;
+
+typedef struct cyscope_mem_totals {
+  size_t size;              /* sizeof(cyscope_mem_totals), set by the caller */
+  int64_t current_bytes;    /* bytes allocated minus bytes freed since the first attach */
+  int64_t peak_bytes;       /* highest current_bytes since the last reset_peak */
+  uint64_t allocated_bytes; /* cumulative */
+  uint64_t allocations;     /* cumulative count */
+  uint64_t freed_bytes;     /* cumulative, includes frees of blocks older than the attach */
+  uint64_t frees;           /* cumulative count (free(NULL) not counted) */
+  uint64_t live_records;    /* recorded blocks (with a stack) still live */
+  uint64_t stacks;          /* distinct stacks interned */
+  uint64_t tracker_bytes;   /* memory the tracker holds for itself (mmap'd) */
+  uint64_t patched_slots;   /* GOT slots currently pointing at a hook */
+  uint32_t epoch;           /* current epoch (see cyscope_mem_next_epoch) */
+  int32_t attached;         /* 1 while the hooks are installed */
+} cyscope_mem_totals;
+
+/* Frame kinds in a recorded stack. */
+#define CYSCOPE_FRAME_NATIVE 0 /* id = instruction address (return address) */
+#define CYSCOPE_FRAME_PYTHON 1 /* id = code index (cyscope_mem_code_info), line set */
+
+typedef struct cyscope_mem_frame {
+  uint64_t id;
+  int32_t line;
+  int32_t kind;
+} cyscope_mem_frame;
+
+typedef struct cyscope_mem_stack_stat {
+  uint32_t stack_id;
+  uint32_t epoch;
+  double bytes;         /* unbiased estimate (exact for always-recorded blocks) */
+  double count;         /* unbiased estimate of the number of blocks */
+  uint64_t exact_bytes; /* bytes of the records themselves (no scaling) */
+  uint64_t records;     /* number of records aggregated */
+} cyscope_mem_stack_stat;
+
+/* CPython internal layout, supplied by the Python side for the running
+ * interpreter (offsets in bytes); lets hooks read Python frames without
+ * calling into the interpreter (which could allocate). */
+typedef struct cyscope_py_layout {
+  size_t size;
+  int32_t ts_cframe, cframe_current_frame;
+  int32_t frame_code, frame_previous, frame_prev_instr, frame_owner, owner_generator;
+  int32_t code_filename, code_name, code_firstlineno, code_firsttraceable, code_adaptive;
+  int32_t unicode_state, unicode_ascii_data, unicode_utf8;
+} cyscope_py_layout;
+
+/* Install the hooks (first call) or change the mode. Reference counted:
+ * every attach needs a detach; the last detach restores every GOT slot. */
+CYSCOPE_API int cyscope_mem_attach(const cyscope_mem_config *config);
+CYSCOPE_API int cyscope_mem_detach(void);
+/* Change mode without attaching (exact/native/sampling). */
+CYSCOPE_API int cyscope_mem_configure(const cyscope_mem_config *config);
+CYSCOPE_API int cyscope_mem_get_config(cyscope_mem_config *config);
+CYSCOPE_API int cyscope_mem_totals_get(cyscope_mem_totals *out);
+/* Peak := current; returns the peak before the reset. Clears the peak snapshot. */
+CYSCOPE_API int cyscope_mem_reset_peak(int64_t *previous_peak);
+/* Start a new epoch; records carry the epoch they were allocated in. */
+CYSCOPE_API int cyscope_mem_next_epoch(uint32_t *epoch);
+/* +1 pauses accounting on the calling thread, -1 resumes (nests). */
+CYSCOPE_API int cyscope_mem_thread_pause(int delta);
+CYSCOPE_API int cyscope_mem_set_python_layout(const cyscope_py_layout *layout);
+/* Live records grouped by (stack, epoch), epochs in [epoch_lo, epoch_hi].
+ * Returns CYSCOPE_ENOMEM with *n = needed when cap is too small. */
+CYSCOPE_API int cyscope_mem_live_by_stack(uint32_t epoch_lo, uint32_t epoch_hi,
+                                          cyscope_mem_stack_stat *out, size_t cap, size_t *n);
+/* Records live at the last peak snapshot, grouped by stack. */
+CYSCOPE_API int cyscope_mem_peak_by_stack(cyscope_mem_stack_stat *out, size_t cap, size_t *n,
+                                          int64_t *snapshot_current);
+/* Cumulative recorded allocations per stack (epoch field = 0). */
+CYSCOPE_API int cyscope_mem_stack_totals(cyscope_mem_stack_stat *out, size_t cap, size_t *n);
+CYSCOPE_API int cyscope_mem_stack_frames(uint32_t stack_id, cyscope_mem_frame *out, size_t cap,
+                                         size_t *n);
+/* Strings are owned by the tracker and live as long as the process. */
+CYSCOPE_API int cyscope_mem_code_info(uint64_t code_index, const char **filename, const char **name,
+                                      int32_t *firstlineno);
 
 #ifdef __cplusplus
 }

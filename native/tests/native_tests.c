@@ -6,14 +6,14 @@
 
 static int failures = 0;
 static int passes = 0;
-#define CHECK(cond)                                                  \
-  do {                                                               \
-    if (cond) {                                                      \
-      passes++;                                                      \
-    } else {                                                         \
-      failures++;                                                    \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (cond) {                                                                \
+      passes++;                                                                \
+    } else {                                                                   \
+      failures++;                                                              \
       fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                \
+    }                                                                          \
   } while (0)
 
 static void test_abi_version(void) {
