@@ -163,6 +163,8 @@ export class CyscopeSession {
    * "<json>: <reason>". Tests assert it stays empty.
    */
   readonly violations: string[] = [];
+  /** execution_count of every cell run through `runCell`, in order. */
+  readonly cellsRun: number[] = [];
   private readonly stopValidating: () => void;
 
   private constructor(
@@ -261,6 +263,7 @@ export class CyscopeSession {
       stopOnError: false
     });
     const executionCount = result.reply.content.execution_count;
+    this.cellsRun.push(executionCount);
     const cellMsg = await this.messages.find(
       m =>
         isType(m, 'cell') &&

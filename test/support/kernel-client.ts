@@ -341,6 +341,19 @@ export class KernelClient {
     await this.launch(timeoutMs);
   }
 
+  /** Whether the process exits within `ms` (no timer left behind). */
+  private async exitsWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>(ok => {
+      timer = setTimeout(() => ok(false), ms);
+    });
+    try {
+      return await Promise.race([this.exited.then(() => true), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Ask politely on control, SIGKILL after `timeoutMs`, close all sockets. */
   async shutdown(timeoutMs = 5000): Promise<void> {
     if (this.closed) {
@@ -361,11 +374,7 @@ export class KernelClient {
       } catch {
         // No answer: the kill below handles it.
       }
-      const exitedInTime = await Promise.race([
-        this.exited.then(() => true),
-        sleep(timeoutMs).then(() => false)
-      ]);
-      if (!exitedInTime) {
+      if (!(await this.exitsWithin(timeoutMs))) {
         await this.kill();
       }
     }
