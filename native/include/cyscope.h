@@ -124,7 +124,7 @@ CYSCOPE_API int cyscope_mem_set_python_layout(const cyscope_py_layout *layout);
  * Returns CYSCOPE_ENOMEM with *n = needed when cap is too small. */
 CYSCOPE_API int cyscope_mem_live_by_stack(uint32_t epoch_lo, uint32_t epoch_hi,
                                           cyscope_mem_stack_stat *out, size_t cap, size_t *n);
-/* Records live at the last peak snapshot, grouped by stack. */
+/* Records live at the last peak snapshot, grouped by (stack, epoch). */
 CYSCOPE_API int cyscope_mem_peak_by_stack(cyscope_mem_stack_stat *out, size_t cap, size_t *n,
                                           int64_t *snapshot_current);
 /* Cumulative recorded allocations per stack (epoch field = 0). */

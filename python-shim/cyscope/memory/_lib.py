@@ -1,0 +1,251 @@
+"""ctypes bindings of the allocation tracker in libcyscope.so (cyscope.h).
+
+Declared here rather than in cyscope.native so the memory package owns its
+part of the ABI; the library itself is located and version-checked by
+cyscope.native.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+
+from .. import native
+
+log = logging.getLogger("cyscope.memory")
+
+FRAME_NATIVE = 0
+FRAME_PYTHON = 1
+
+OK = 0
+ENOMEM = -4
+
+
+class MemConfig(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_size_t),
+        ("exact", ctypes.c_int),
+        ("native", ctypes.c_int),
+        ("sample_bytes", ctypes.c_uint64),
+        ("record_threshold", ctypes.c_uint64),
+    ]
+
+
+class MemTotals(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_size_t),
+        ("current_bytes", ctypes.c_int64),
+        ("peak_bytes", ctypes.c_int64),
+        ("allocated_bytes", ctypes.c_uint64),
+        ("allocations", ctypes.c_uint64),
+        ("freed_bytes", ctypes.c_uint64),
+        ("frees", ctypes.c_uint64),
+        ("live_records", ctypes.c_uint64),
+        ("stacks", ctypes.c_uint64),
+        ("tracker_bytes", ctypes.c_uint64),
+        ("patched_slots", ctypes.c_uint64),
+        ("epoch", ctypes.c_uint32),
+        ("attached", ctypes.c_int32),
+    ]
+
+
+class MemFrame(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint64), ("line", ctypes.c_int32), ("kind", ctypes.c_int32)]
+
+
+class StackStat(ctypes.Structure):
+    _fields_ = [
+        ("stack_id", ctypes.c_uint32),
+        ("epoch", ctypes.c_uint32),
+        ("bytes", ctypes.c_double),
+        ("count", ctypes.c_double),
+        ("exact_bytes", ctypes.c_uint64),
+        ("records", ctypes.c_uint64),
+    ]
+
+
+class PyLayout(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t)] + [
+        (name, ctypes.c_int32)
+        for name in (
+            "ts_cframe",
+            "cframe_current_frame",
+            "frame_code",
+            "frame_previous",
+            "frame_prev_instr",
+            "frame_owner",
+            "owner_generator",
+            "code_filename",
+            "code_name",
+            "code_firstlineno",
+            "code_firsttraceable",
+            "code_adaptive",
+            "unicode_state",
+            "unicode_ascii_data",
+            "unicode_utf8",
+        )
+    ]
+
+
+# CPython's internal frame/code layout, measured with offsetof() against the
+# 3.11 headers (identical in 3.11.2 and 3.11.7). Other versions get totals and
+# native frames but no Python frames until their layout is added here.
+_LAYOUTS = {
+    (3, 11): dict(
+        ts_cframe=56,
+        cframe_current_frame=8,
+        frame_code=32,
+        frame_previous=48,
+        frame_prev_instr=56,
+        frame_owner=69,
+        owner_generator=1,
+        code_filename=112,
+        code_name=120,
+        code_firstlineno=72,
+        code_firsttraceable=168,
+        code_adaptive=184,
+        unicode_state=32,
+        unicode_ascii_data=48,
+        unicode_utf8=56,
+    )
+}
+
+
+def python_layout() -> PyLayout | None:
+    fields = _LAYOUTS.get(sys.version_info[:2])
+    if fields is None or hasattr(sys, "gettotalrefcount"):  # debug builds differ
+        return None
+    layout = PyLayout(size=ctypes.sizeof(PyLayout), **fields)
+    return layout
+
+
+_P = ctypes.POINTER
+_DECLS = {
+    "cyscope_mem_attach": [_P(MemConfig)],
+    "cyscope_mem_detach": [],
+    "cyscope_mem_configure": [_P(MemConfig)],
+    "cyscope_mem_get_config": [_P(MemConfig)],
+    "cyscope_mem_totals_get": [_P(MemTotals)],
+    "cyscope_mem_reset_peak": [_P(ctypes.c_int64)],
+    "cyscope_mem_next_epoch": [_P(ctypes.c_uint32)],
+    "cyscope_mem_thread_pause": [ctypes.c_int],
+    "cyscope_mem_set_python_layout": [_P(PyLayout)],
+    "cyscope_mem_live_by_stack": [
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        _P(StackStat),
+        ctypes.c_size_t,
+        _P(ctypes.c_size_t),
+    ],
+    "cyscope_mem_peak_by_stack": [_P(StackStat), ctypes.c_size_t, _P(ctypes.c_size_t), _P(ctypes.c_int64)],
+    "cyscope_mem_stack_totals": [_P(StackStat), ctypes.c_size_t, _P(ctypes.c_size_t)],
+    "cyscope_mem_stack_frames": [ctypes.c_uint32, _P(MemFrame), ctypes.c_size_t, _P(ctypes.c_size_t)],
+    "cyscope_mem_code_info": [
+        ctypes.c_uint64,
+        _P(ctypes.c_char_p),
+        _P(ctypes.c_char_p),
+        _P(ctypes.c_int32),
+    ],
+}
+
+_lib: ctypes.CDLL | None = None
+_reason: str | None = None
+
+
+def lib() -> ctypes.CDLL | None:
+    """The library with the memory functions declared, or None (see reason())."""
+    global _lib, _reason
+    if _lib is not None or _reason is not None:
+        return _lib
+    loaded = native.library()
+    if loaded is None:
+        _reason = native.status().error or "native library unavailable"
+        return None
+    # A separate handle: ctypes caches function objects per CDLL, and the
+    # argtypes below must not leak into other users of native.library().
+    try:
+        handle = ctypes.CDLL(native.status().path)
+        for name, argtypes in _DECLS.items():
+            fn = getattr(handle, name)
+            fn.argtypes = argtypes
+            fn.restype = ctypes.c_int
+    except (OSError, AttributeError) as exc:
+        _reason = f"libcyscope.so has no allocation tracker ({exc}): rebuild with `npm run build`"
+        return None
+    _lib = handle
+    return _lib
+
+
+def reason() -> str | None:
+    lib()
+    return _reason
+
+
+def config_struct(exact: bool, native_stacks: bool, sample_bytes: int = 0, record_threshold: int = 0) -> MemConfig:
+    return MemConfig(
+        size=ctypes.sizeof(MemConfig),
+        exact=int(bool(exact)),
+        native=int(bool(native_stacks)),
+        sample_bytes=int(sample_bytes),
+        record_threshold=int(record_threshold),
+    )
+
+
+def totals() -> MemTotals:
+    t = MemTotals(size=ctypes.sizeof(MemTotals))
+    lib().cyscope_mem_totals_get(ctypes.byref(t))
+    return t
+
+
+def _fetch(call, *args) -> list[StackStat]:
+    cap = 256
+    while True:
+        buf = (StackStat * cap)()
+        n = ctypes.c_size_t(0)
+        rc = call(*args, buf, cap, ctypes.byref(n))
+        if rc == ENOMEM:
+            cap = max(cap * 2, n.value + 64)
+            continue
+        if rc != OK:
+            return []
+        return list(buf[: n.value])
+
+
+def live_by_stack(lo: int, hi: int) -> list[StackStat]:
+    return _fetch(lib().cyscope_mem_live_by_stack, lo, hi)
+
+
+def stack_totals() -> list[StackStat]:
+    return _fetch(lib().cyscope_mem_stack_totals)
+
+
+def peak_by_stack() -> tuple[list[StackStat], int]:
+    cap = 256
+    while True:
+        buf = (StackStat * cap)()
+        n = ctypes.c_size_t(0)
+        cur = ctypes.c_int64(0)
+        rc = lib().cyscope_mem_peak_by_stack(buf, cap, ctypes.byref(n), ctypes.byref(cur))
+        if rc == ENOMEM:
+            cap = max(cap * 2, n.value + 64)
+            continue
+        return list(buf[: n.value]), cur.value
+
+
+def stack_frames(stack_id: int) -> list[tuple[int, int, int]]:
+    cap = 256
+    buf = (MemFrame * cap)()
+    n = ctypes.c_size_t(0)
+    if lib().cyscope_mem_stack_frames(stack_id, buf, cap, ctypes.byref(n)) != OK:
+        return []
+    return [(f.id, f.line, f.kind) for f in buf[: n.value]]
+
+
+def code_info(index: int) -> tuple[str, str, int]:
+    fn = ctypes.c_char_p()
+    nm = ctypes.c_char_p()
+    first = ctypes.c_int32(0)
+    if lib().cyscope_mem_code_info(index, ctypes.byref(fn), ctypes.byref(nm), ctypes.byref(first)) != OK:
+        return "?", "?", 0
+    return (fn.value or b"?").decode("utf-8", "replace"), (nm.value or b"?").decode("utf-8", "replace"), first.value

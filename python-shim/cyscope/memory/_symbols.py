@@ -1,0 +1,241 @@
+"""Turn recorded frames into (name, file, line, kind, cell), lazily at report time.
+
+* Python frames: the tracker recorded (code index, line); the code registry
+  gives file and function. A file that IPython compiled for a cell
+  (``/tmp/ipykernel_<pid>/<hash>.py``) maps to that cell's execution count via
+  IPython's own ``compile._filename_map``; the cell id comes from what
+  ``cell_started`` was told for that execution count.
+* Native frames: return addresses. ``dladdr`` names the object; for a Cython
+  extension module built with line tables (``-g``, the default CFLAGS of both
+  supported interpreters) ``addr2line`` maps the address to a line of the
+  generated C file, and the ``/* "file.pyx":N`` comments Cython writes above
+  each statement's code map that C line to the ``.pyx`` line. That is the
+  ``cython`` kind. Everything else is ``native``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+
+from . import _lib
+
+
+@dataclass(frozen=True)
+class Frame:
+    name: str
+    file: str | None
+    line: int | None
+    kind: str  # 'python' | 'cython' | 'native'
+    cell: int | None = None
+
+    def key(self) -> tuple:
+        return (self.name, self.file, self.line, self.kind, self.cell)
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [
+        ("dli_fname", ctypes.c_char_p),
+        ("dli_fbase", ctypes.c_void_p),
+        ("dli_sname", ctypes.c_char_p),
+        ("dli_saddr", ctypes.c_void_p),
+    ]
+
+
+_libc = ctypes.CDLL(None)
+_dladdr = _libc.dladdr
+_dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+_dladdr.restype = ctypes.c_int
+
+_lock = threading.RLock()
+# Registered by the %%cython magic (or anyone): .pyx path -> (exec count, cell id).
+_cython_sources: dict[str, tuple[int | None, str | None]] = {}
+# Execution count -> cell id, fed by cell_started.
+_cell_ids: dict[int, str | None] = {}
+# Cell files we learnt ourselves (when IPython is absent or forgot them).
+_cell_files: dict[str, int] = {}
+
+_code_cache: dict[int, tuple[str, str, int]] = {}
+_native_cache: dict[int, Frame | None] = {}
+_cmap_cache: dict[str, tuple[list[int], list[tuple[str, int]]] | None] = {}
+
+_MARKER = re.compile(r'^\s*/\* "([^"]+\.(?:pyx|pxd|pxi|py))":(\d+)\s*$')
+
+
+def register_cython_source(pyx_path: str, execution_count: int | None, cell_id: str | None = None) -> None:
+    """Tell the symboliser which cell a compiled .pyx came from."""
+    with _lock:
+        _cython_sources[os.path.realpath(pyx_path)] = (execution_count, cell_id)
+
+
+def note_cell(execution_count: int, cell_id: str | None) -> None:
+    with _lock:
+        _cell_ids[execution_count] = cell_id
+        if len(_cell_ids) > 100_000:
+            _cell_ids.pop(next(iter(_cell_ids)))
+
+
+def cell_id_of(execution_count: int | None) -> str | None:
+    return None if execution_count is None else _cell_ids.get(execution_count)
+
+
+def _ipython_filename_map() -> dict:
+    try:
+        from IPython import get_ipython  # type: ignore
+    except Exception:
+        return {}
+    ip = get_ipython()
+    compiler = getattr(ip, "compile", None) if ip is not None else None
+    return getattr(compiler, "_filename_map", None) or {}
+
+
+def cell_of_file(filename: str) -> int | None:
+    if filename in _cell_files:
+        return _cell_files[filename]
+    count = _ipython_filename_map().get(filename)
+    if isinstance(count, int):
+        return count
+    real = os.path.realpath(filename) if filename.endswith((".pyx", ".pxd", ".pxi")) else None
+    if real and real in _cython_sources:
+        return _cython_sources[real][0]
+    return None
+
+
+def python_frame(code_index: int, line: int) -> Frame:
+    info = _code_cache.get(code_index)
+    if info is None:
+        info = _lib.code_info(code_index)
+        _code_cache[code_index] = info
+    filename, name, _first = info
+    return Frame(name=name, file=filename, line=line, kind="python", cell=cell_of_file(filename))
+
+
+def _c_to_pyx_map(c_file: str):
+    """Sorted C line numbers of Cython's source markers and their .pyx lines."""
+    if c_file in _cmap_cache:
+        return _cmap_cache[c_file]
+    result = None
+    try:
+        with open(c_file, encoding="utf-8", errors="replace") as fh:
+            lines: list[int] = []
+            targets: list[tuple[str, int]] = []
+            base = os.path.dirname(c_file)
+            for number, text in enumerate(fh, 1):
+                if not text.startswith("/*", len(text) - len(text.lstrip())):
+                    continue
+                m = _MARKER.match(text)
+                if m:
+                    path = m.group(1)
+                    if not os.path.isabs(path):
+                        cand = os.path.join(base, path)
+                        path = cand if os.path.exists(cand) else path
+                    lines.append(number)
+                    targets.append((path, int(m.group(2))))
+            if lines:
+                result = (lines, targets)
+    except OSError:
+        result = None
+    _cmap_cache[c_file] = result
+    return result
+
+
+def _cython_name(c_function: str) -> str:
+    """__pyx_pf_4cell_3Foo_bar -> Foo.bar; __pyx_f_4cell_leak -> leak."""
+    m = re.match(r"__pyx_(?:pf|pw|f|fuse_\d+)_(.*)$", c_function)
+    if not m:
+        return c_function
+    rest = m.group(1)
+    parts = []
+    while True:
+        m2 = re.match(r"(\d+)(.*)$", rest)
+        if not m2:
+            break
+        n = int(m2.group(1))
+        parts.append(m2.group(2)[:n])
+        rest = m2.group(2)[n:].lstrip("_")
+    if rest:
+        parts.append(rest)
+    return ".".join(parts[1:]) if len(parts) > 1 else (parts[0] if parts else c_function)
+
+
+def _addr2line(obj: str, offsets: list[int]) -> list[tuple[str, str, int]]:
+    exe = shutil.which("addr2line")
+    if not exe or not offsets:
+        return [("??", "??", 0)] * len(offsets)
+    try:
+        out = subprocess.run(
+            [exe, "-f", "-e", obj, *[hex(o) for o in offsets]],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return [("??", "??", 0)] * len(offsets)
+    res = []
+    for i in range(len(offsets)):
+        func = out[2 * i] if 2 * i < len(out) else "??"
+        loc = out[2 * i + 1] if 2 * i + 1 < len(out) else "??:0"
+        path, _, line = loc.rpartition(":")
+        line = line.split(" ")[0]
+        res.append((func, path, int(line) if line.isdigit() else 0))
+    return res
+
+
+def native_frames(pcs: list[int]) -> dict[int, Frame]:
+    """Symbolise return addresses, in one addr2line run per object."""
+    todo: dict[str, list[tuple[int, int, str | None]]] = {}
+    out: dict[int, Frame] = {}
+    for pc in pcs:
+        if pc in _native_cache:
+            cached = _native_cache[pc]
+            if cached is not None:
+                out[pc] = cached
+            continue
+        info = _DlInfo()
+        # pc is a return address: pc - 1 is inside the call instruction.
+        if not _dladdr(ctypes.c_void_p(pc - 1), ctypes.byref(info)) or not info.dli_fname:
+            frame = Frame(name=hex(pc), file=None, line=None, kind="native")
+            _native_cache[pc] = out[pc] = frame
+            continue
+        obj = info.dli_fname.decode("utf-8", "replace")
+        sname = info.dli_sname.decode("utf-8", "replace") if info.dli_sname else None
+        todo.setdefault(obj, []).append((pc, pc - 1 - (info.dli_fbase or 0), sname))
+    for obj, items in todo.items():
+        resolved = _addr2line(obj, [off for _, off, _ in items]) if obj.endswith(".so") else None
+        for i, (pc, off, sname) in enumerate(items):
+            frame = None
+            if resolved:
+                func, path, cline = resolved[i]
+                cmap = _c_to_pyx_map(path) if path.endswith((".c", ".cpp")) and cline else None
+                if cmap:
+                    lines, targets = cmap
+                    k = bisect.bisect_right(lines, cline) - 1
+                    if k >= 0:
+                        pyx, pyx_line = targets[k]
+                        frame = Frame(
+                            name=_cython_name(func),
+                            file=pyx,
+                            line=pyx_line,
+                            kind="cython",
+                            cell=cell_of_file(pyx),
+                        )
+                if frame is None and func != "??":
+                    frame = Frame(name=func, file=obj, line=cline or None, kind="native")
+            if frame is None:
+                frame = Frame(name=sname or f"{os.path.basename(obj)}+{off:#x}", file=obj, line=None, kind="native")
+            _native_cache[pc] = out[pc] = frame
+    return out
+
+
+def clear_caches() -> None:
+    with _lock:
+        _native_cache.clear()
+        _cmap_cache.clear()
+        _code_cache.clear()
