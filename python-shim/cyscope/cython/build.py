@@ -482,8 +482,10 @@ class Builder:
                     if old_threshold is not None:
                         dlog.set_threshold(old_threshold)
                 outputs.append(cap.text)
-                mapper = diag_mod.CellMapper(cell_lines, c_path, name + ".pyx", magic_line)
-                cc_diags = diag_mod.parse_compiler(cap.text, mapper, os.path.basename(c_path or ""), failed == "ld")
+                cc_diags = []
+                if cap.text.strip():  # reading the C file for the mapping only costs when there is something to map
+                    mapper = diag_mod.CellMapper(cell_lines, c_path, name + ".pyx", magic_line)
+                    cc_diags = diag_mod.parse_compiler(cap.text, mapper, os.path.basename(c_path or ""), failed == "ld")
                 diags += cc_diags
                 if failed and not any(d["severity"] == "error" for d in cc_diags):
                     what = "linking" if failed == "ld" else "C compilation"
