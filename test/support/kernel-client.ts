@@ -144,6 +144,59 @@ function sign(key: string, parts: Buffer[]): string {
   return hmac.digest('hex');
 }
 
+/** The frames of `msg` on a DEALER socket (no routing identities). */
+export function encodeMessage(
+  msg: JupyterMessage<JsonObject>,
+  key: string
+): Buffer[] {
+  const parts = [msg.header, msg.parent_header, msg.metadata, msg.content].map(
+    part => Buffer.from(JSON.stringify(part))
+  );
+  return [
+    Buffer.from(DELIMITER),
+    Buffer.from(sign(key, parts)),
+    ...parts,
+    ...msg.buffers
+  ];
+}
+
+/** Parse a received multipart message, verifying its HMAC-SHA256 signature. */
+export function decodeMessage(
+  frames: Buffer[],
+  key: string,
+  channel: Channel
+): { message: JupyterMessage } | { error: string } {
+  const at = frames.findIndex(f => f.toString() === DELIMITER);
+  if (at < 0 || frames.length < at + 6) {
+    return { error: `${channel}: malformed multipart message` };
+  }
+  const [signature, header, parent, metadata, content, ...buffers] =
+    frames.slice(at + 1);
+  const expected = Buffer.from(sign(key, [header, parent, metadata, content]));
+  if (
+    signature.length !== expected.length ||
+    !timingSafeEqual(signature, expected)
+  ) {
+    return {
+      error: `${channel}: bad signature on ${header.toString().slice(0, 200)}`
+    };
+  }
+  try {
+    return {
+      message: {
+        channel,
+        header: JSON.parse(header.toString()) as MessageHeader,
+        parent_header: JSON.parse(parent.toString()) as Partial<MessageHeader>,
+        metadata: JSON.parse(metadata.toString()) as JsonObject,
+        content: JSON.parse(content.toString()) as JsonObject,
+        buffers
+      }
+    };
+  } catch (error) {
+    return { error: `${channel}: undecodable JSON: ${String(error)}` };
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise(ok => setTimeout(ok, ms));
 }
@@ -170,6 +223,7 @@ export class KernelClient {
   private exited: Promise<NodeJS.Signals | number | null> =
     Promise.resolve(null);
   private output = '';
+  private spawnFailed = false;
   private closed = false;
 
   private constructor(
@@ -228,6 +282,7 @@ export class KernelClient {
   get isAlive(): boolean {
     return (
       this.proc !== null &&
+      !this.spawnFailed &&
       this.proc.exitCode === null &&
       this.proc.signalCode === null
     );
@@ -257,6 +312,7 @@ export class KernelClient {
       }
     );
     this.proc = proc;
+    this.spawnFailed = false;
     const collect = (chunk: Buffer): void => {
       this.output += chunk.toString();
       if (process.env.CYSCOPE_TEST_DEBUG) {
@@ -276,6 +332,7 @@ export class KernelClient {
         ok(signal ?? code);
       });
       proc.once('error', error => {
+        this.spawnFailed = true;
         this.output += `spawn error: ${error.message}\n`;
         ok(null);
       });
@@ -433,33 +490,12 @@ export class KernelClient {
   }
 
   private decode(frames: Buffer[], channel: Channel): JupyterMessage | null {
-    const at = frames.findIndex(f => f.toString() === DELIMITER);
-    if (at < 0 || frames.length < at + 6) {
-      this.wireErrors.push(`${channel}: malformed multipart message`);
+    const decoded = decodeMessage(frames, this.connection.key, channel);
+    if ('error' in decoded) {
+      this.wireErrors.push(decoded.error);
       return null;
     }
-    const [signature, header, parent, metadata, content, ...buffers] =
-      frames.slice(at + 1);
-    const expected = Buffer.from(
-      sign(this.connection.key, [header, parent, metadata, content])
-    );
-    if (
-      signature.length !== expected.length ||
-      !timingSafeEqual(signature, expected)
-    ) {
-      this.wireErrors.push(
-        `${channel}: bad signature on ${header.toString().slice(0, 200)}`
-      );
-      return null;
-    }
-    return {
-      channel,
-      header: JSON.parse(header.toString()) as MessageHeader,
-      parent_header: JSON.parse(parent.toString()) as Partial<MessageHeader>,
-      metadata: JSON.parse(metadata.toString()) as JsonObject,
-      content: JSON.parse(content.toString()) as JsonObject,
-      buffers
-    };
+    return decoded.message;
   }
 
   private message<C extends JsonObject>(
@@ -487,18 +523,7 @@ export class KernelClient {
     socket: zmq.Dealer,
     msg: JupyterMessage<JsonObject>
   ): Promise<void> {
-    const parts = [
-      msg.header,
-      msg.parent_header,
-      msg.metadata,
-      msg.content
-    ].map(part => Buffer.from(JSON.stringify(part)));
-    await socket.send([
-      DELIMITER,
-      sign(this.connection.key, parts),
-      ...parts,
-      ...msg.buffers
-    ]);
+    await socket.send(encodeMessage(msg, this.connection.key));
   }
 
   // -- waiting ---------------------------------------------------------------
@@ -654,7 +679,11 @@ export class KernelClient {
 
   /** A single heartbeat round trip on a fresh REQ socket. */
   async ping(timeoutMs = 2000): Promise<boolean> {
-    const hb = new zmq.Request({ linger: 0, receiveTimeout: timeoutMs });
+    const hb = new zmq.Request({
+      linger: 0,
+      sendTimeout: timeoutMs,
+      receiveTimeout: timeoutMs
+    });
     try {
       hb.connect(this.url(this.connection.hb_port));
       const payload = randomUUID();
