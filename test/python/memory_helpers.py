@@ -1,0 +1,81 @@
+"""Helpers for the memory tests: compile small Cython modules in a temp dir.
+
+Cython's own cythonize writes the C file; gcc builds the extension directly
+(no setuptools), with -g so the tracker can map call sites to .pyx lines.
+The same code runs under Cython 3 (.venv) and Cython 0.29 (Debian python3).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+# Keeps pointers alive from the compiler's point of view: gcc would otherwise
+# delete a malloc/free pair whose pointer does not escape.
+ESCAPE = '''
+cdef extern from *:
+    """
+    static void* volatile cyscope_sink;
+    static void cyscope_escape(void* p) { cyscope_sink = p; }
+    """
+    void cyscope_escape(void* p) nogil
+'''
+
+
+def pyx_source(body: str) -> str:
+    """A .pyx whose line 1 is blank, as the %%cython magic's line 1 is `%%cython`."""
+    return "\n" + textwrap.dedent(body).lstrip("\n")
+
+
+def line_of(source: str, marker: str) -> int:
+    for number, text in enumerate(source.splitlines(), 1):
+        if marker in text:
+            return number
+    raise AssertionError(f"{marker!r} not in source")
+
+
+def build_module(tmp: Path, name: str, source: str, openmp: bool = False, numpy: bool = False):
+    tmp.mkdir(parents=True, exist_ok=True)
+    pyx = tmp / f"{name}.pyx"
+    pyx.write_text(source)
+    from Cython.Build import cythonize
+
+    cythonize([str(pyx)], quiet=True, compiler_directives={"language_level": 3}, force=True)
+    c_file = tmp / f"{name}.c"
+    ext = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    out = tmp / f"{name}{ext}"
+    cmd = [
+        os.environ.get("CC", "gcc"),
+        "-shared",
+        "-fPIC",
+        "-g",
+        "-O2",
+        "-fno-strict-aliasing",
+        f"-I{sysconfig.get_paths()['include']}",
+        str(c_file),
+        "-o",
+        str(out),
+    ]
+    if openmp:
+        cmd[1:1] = ["-fopenmp"]
+    if numpy:
+        import numpy as np
+
+        cmd.insert(1, f"-I{np.get_include()}")
+    subprocess.run(cmd, check=True, capture_output=True)
+    spec = importlib.util.spec_from_file_location(name, out)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sys.modules[name] = mod
+    return mod, pyx
+
+
+def native_totals():
+    from cyscope.memory import _lib
+
+    return _lib.totals()
