@@ -70,14 +70,19 @@ def cache_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def shell(cache_root):
-    from IPython.testing.globalipapp import start_ipython
+def _cy_session_shell(cache_root):
+    from IPython.testing.globalipapp import get_ipython, start_ipython
 
-    ip = start_ipython()
+    return start_ipython() or get_ipython()  # None once already started (e.g. by another test module)
+
+
+@pytest.fixture
+def shell(_cy_session_shell):
+    """The session's IPython shell with cyscope's %%cython registered (idempotent; other tests may unload it)."""
     import cyscope.cython
 
-    cyscope.cython.register(ip)
-    return ip
+    cyscope.cython.register(_cy_session_shell)
+    return _cy_session_shell
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import sys
 import textwrap
 
 import pytest
-from cython_helpers import SHIM, cache_root, last_result, run_ok, shell
+from cython_helpers import SHIM, _cy_session_shell, cache_root, last_result, run_ok, shell
 
-__all__ = ["cache_root", "shell"]  # fixtures used by name
+__all__ = ["_cy_session_shell", "cache_root", "shell"]  # fixtures used by name
 
 
 def _mode(path) -> int:

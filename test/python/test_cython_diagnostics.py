@@ -8,9 +8,20 @@ import sys
 import textwrap
 
 import pytest
-from cython_helpers import DIAG_MIME, PROTOCOL, SHIM, cache_root, recorder, run, run_ok, shell, validate
+from cython_helpers import (
+    DIAG_MIME,
+    PROTOCOL,
+    SHIM,
+    _cy_session_shell,
+    cache_root,
+    recorder,
+    run,
+    run_ok,
+    shell,
+    validate,
+)
 
-__all__ = ["cache_root", "recorder", "shell"]  # fixtures used by name
+__all__ = ["_cy_session_shell", "cache_root", "recorder", "shell"]  # fixtures used by name
 
 
 def _only_payload(recorder):

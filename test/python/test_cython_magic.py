@@ -9,9 +9,19 @@ import sys
 import textwrap
 
 import pytest
-from cython_helpers import ANN_MIME, cache_root, cython_major, last_result, recorder, run_ok, shell, validate
+from cython_helpers import (
+    ANN_MIME,
+    _cy_session_shell,
+    cache_root,
+    cython_major,
+    last_result,
+    recorder,
+    run_ok,
+    shell,
+    validate,
+)
 
-__all__ = ["cache_root", "recorder", "shell"]  # fixtures used by name
+__all__ = ["_cy_session_shell", "cache_root", "recorder", "shell"]  # fixtures used by name
 
 SUM_CELL = """\
 %%cython{opts}
