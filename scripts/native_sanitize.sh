@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Native tests under AddressSanitizer + UBSan (native/build-asan) and under
+# valgrind (plain build). Exits non-zero on any test failure or sanitizer /
+# valgrind error. CI runs this; it is too slow for `npm test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== ASan + UBSan build (native/build-asan)"
+cmake -S native -B native/build-asan -DCYSCOPE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build native/build-asan -j2
+# halt_on_error makes every report fatal; UBSan does not stop by default.
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+(cd native/build-asan && ctest --output-on-failure)
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+echo "== valgrind (native/build)"
+command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 1; }
+cmake -S native -B native/build >/dev/null
+cmake --build native/build -j2
+for t in cyscope_native_tests cyscope_memtrack_tests; do
+  echo "-- valgrind $t"
+  valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    --trace-children=no "native/build/$t"
+done
+echo "native_sanitize: all clean"
