@@ -11,6 +11,8 @@ export default tseslint.config(
       'coverage/',
       'test-results/',
       '.venv/',
+      '.venv-lab45/',
+      '.cache/',
       'native/',
       '**/*.d.ts'
     ]

@@ -21,9 +21,12 @@ fi
 # Development install: the venv imports cyscope from the checkout and its
 # Jupyter finds the labextension through a symlink (what `pip install -e` +
 # `jupyter labextension develop` would do, without re-installing each time).
-site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo "$ROOT/python-shim" > "$site/cyscope-dev.pth"
-ext_dir="$VENV/share/jupyter/labextensions"
-mkdir -p "$ext_dir"
-ln -sfn "$ROOT/python-shim/cyscope/labextension" "$ext_dir/jupyterlab-cyscope"
+for venv in "$VENV" "$ROOT/.venv-lab45"; do
+  [ -x "$venv/bin/python" ] || continue
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$ROOT/python-shim" > "$site/cyscope-dev.pth"
+  ext_dir="$venv/share/jupyter/labextensions"
+  mkdir -p "$ext_dir"
+  ln -sfn "$ROOT/python-shim/cyscope/labextension" "$ext_dir/jupyterlab-cyscope"
+done
 say "build done"

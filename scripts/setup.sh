@@ -43,6 +43,15 @@ if [ ! -x "$PY" ] || ! cmp -s "$ROOT/requirements-dev.txt" "$stamp"; then
   cp "$ROOT/requirements-dev.txt" "$stamp"
 fi
 
+# JupyterLab 4.5 (the previous minor) in a second venv: the e2e tests check
+# that the extension built with 4.6's toolchain also loads there.
+LAB45="$ROOT/.venv-lab45"
+if [ ! -x "$LAB45/bin/jupyter-lab" ]; then
+  say "creating .venv-lab45 (JupyterLab 4.5 compatibility target)"
+  python3 -m venv "$LAB45"
+  "$LAB45/bin/python" -m pip install -q "jupyterlab==4.5.11" "ipykernel==7.4.0"
+fi
+
 if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
   say "npm ci"
   (cd "$ROOT" && npm ci --no-audit --no-fund)

@@ -86,7 +86,6 @@ def parse_inbound(data: Any) -> dict:
     if kind == "configure":
         interval = data["interval_ms"]
         if type(interval) is not int or not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
-            raise ProtocolError(
-                f"configure: interval_ms must be an integer from {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}, got {interval!r}"
-            )
+            bounds = f"{MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}"
+            raise ProtocolError(f"configure: interval_ms must be an integer from {bounds}, got {interval!r}")
     return data

@@ -5,7 +5,7 @@
 import { expect, Page, test as base } from '@playwright/test';
 import { ChildProcess } from 'child_process';
 
-import { IServerInfo, startServer } from '../support/jupyter-server';
+import { IServerInfo, startServer, VENV_BIN } from '../support/jupyter-server';
 
 export function notebookJson(kernelName: string, displayName: string): string {
   return JSON.stringify({
@@ -45,13 +45,16 @@ export const NOTEBOOKS: Record<string, string> = {
   )
 };
 
-type WorkerFixtures = { server: IServerInfo };
+type WorkerFixtures = { server: IServerInfo; venvBin: string };
 type TestFixtures = { consoleErrors: string[] };
 
 export const test = base.extend<TestFixtures, WorkerFixtures>({
+  // Which JupyterLab serves the tests: the project venv (4.6) by default,
+  // .venv-lab45 for the 4.5 compatibility project (playwright.config.ts).
+  venvBin: [VENV_BIN, { option: true, scope: 'worker' }],
   server: [
-    async ({}, use) => {
-      const { info, process: proc } = await startServer(NOTEBOOKS);
+    async ({ venvBin }, use) => {
+      const { info, process: proc } = await startServer(NOTEBOOKS, venvBin);
       await use(info);
       await stop(proc);
     },

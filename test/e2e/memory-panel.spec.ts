@@ -30,9 +30,7 @@ const rssText = (page: import('@playwright/test').Page) =>
   page.locator('#cyscope-memory-panel [data-cyscope="rss"]').innerText();
 
 const rowFor = (page: import('@playwright/test').Page, count: number) =>
-  page.locator(
-    `#cyscope-memory-panel tr[data-execution-count="${count}"]`
-  );
+  page.locator(`#cyscope-memory-panel tr[data-execution-count="${count}"]`);
 
 test('loads cleanly, loads cyscope silently, streams live memory, adds a row per cell', async ({
   page,
@@ -64,7 +62,13 @@ test('loads cleanly, loads cyscope silently, streams live memory, adds a row per
   await expect(
     page.locator('#cyscope-memory-panel [data-cyscope="running"]')
   ).toHaveText(/running cell \[2\]/);
-  while ((await page.locator('#cyscope-memory-panel [data-cyscope="running"]').innerText()).startsWith('running')) {
+  while (
+    (
+      await page
+        .locator('#cyscope-memory-panel [data-cyscope="running"]')
+        .innerText()
+    ).startsWith('running')
+  ) {
     seen.add(await rssText(page));
     await page.waitForTimeout(50);
   }
@@ -81,14 +85,15 @@ test('loads cleanly, loads cyscope silently, streams live memory, adds a row per
     150 * 1024 * 1024
   );
 
-  const shot = await page
-    .locator('#cyscope-memory-panel')
-    .screenshot();
+  const shot = await page.locator('#cyscope-memory-panel').screenshot();
   const out = path.join(REPO, 'test-results', 'memory-panel.png');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, shot);
   if (process.env.CYSCOPE_UPDATE_DOCS_SCREENSHOTS === '1') {
-    fs.writeFileSync(path.join(REPO, 'docs', 'images', 'memory-panel.png'), shot);
+    fs.writeFileSync(
+      path.join(REPO, 'docs', 'images', 'memory-panel.png'),
+      shot
+    );
   }
 
   expect(consoleErrors).toEqual([]);
@@ -133,9 +138,7 @@ for _ in range(50):
   expect(count).toBe(1);
   await expect(rowFor(page, 1)).toBeVisible();
   // Rows of the dead process are gone: the panel follows the new kernel.
-  await expect(
-    page.locator('#cyscope-memory-panel tbody tr')
-  ).toHaveCount(1);
+  await expect(page.locator('#cyscope-memory-panel tbody tr')).toHaveCount(1);
   expect(
     consoleErrors.filter(e => !/kernel|restart|websocket|WebSocket/i.test(e))
   ).toEqual([]);
@@ -184,7 +187,9 @@ test('a kernel without cyscope gets a clear notice and keeps working', async ({
   await openMemoryPanel(page);
   await expect(
     page.locator('#cyscope-memory-panel [data-cyscope="notice"]')
-  ).toContainText("cyscope is not available in this kernel (ModuleNotFoundError: No module named 'cyscope')");
+  ).toContainText(
+    "cyscope is not available in this kernel (ModuleNotFoundError: No module named 'cyscope')"
+  );
   const count = await runCell(page, '6 * 7');
   expect(count).toBe(1);
   expect(await lastOutput(page)).toContain('42');

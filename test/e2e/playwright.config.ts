@@ -1,4 +1,7 @@
 import { defineConfig } from '@playwright/test';
+import * as path from 'path';
+
+const REPO = path.resolve(__dirname, '..', '..');
 
 // Debian's Chromium only: never let Playwright download a browser.
 export default defineConfig({
@@ -10,6 +13,15 @@ export default defineConfig({
   workers: 1,
   retries: 0,
   reporter: [['list']],
+  projects: [
+    { name: 'jupyterlab-4.6' },
+    {
+      // The extension is built with 4.6's toolchain; it must load in 4.5 too.
+      name: 'jupyterlab-4.5',
+      grep: /loads cleanly/,
+      use: { venvBin: path.join(REPO, '.venv-lab45', 'bin') } as object
+    }
+  ],
   use: {
     browserName: 'chromium',
     viewport: { width: 1400, height: 900 },

@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from cyscope import protocol
 from cyscope.extension import current_state
 

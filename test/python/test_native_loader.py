@@ -5,7 +5,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from cyscope import native, process_memory
 
 

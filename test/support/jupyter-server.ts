@@ -53,7 +53,8 @@ function writeKernelSpec(
 }
 
 export async function startServer(
-  rootFiles: Record<string, string> = {}
+  rootFiles: Record<string, string> = {},
+  venvBin: string = VENV_BIN
 ): Promise<{ info: IServerInfo; process: ChildProcess; base: string }> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'cyscope-e2e-'));
   const rootDir = path.join(base, 'notebooks');
@@ -97,10 +98,10 @@ export async function startServer(
     JUPYTER_CONFIG_DIR: path.join(base, 'config'),
     JUPYTER_PATH: dataDir,
     IPYTHONDIR: path.join(base, 'ipython'),
-    PATH: `${VENV_BIN}:${process.env.PATH}`
+    PATH: `${venvBin}:${process.env.PATH}`
   };
   const proc = spawn(
-    path.join(VENV_BIN, 'jupyter'),
+    path.join(venvBin, 'jupyter'),
     [
       'lab',
       '--no-browser',
