@@ -66,7 +66,7 @@ typedef struct tstate {
   /* exact-mode stack cache: same call site and stack => same stack id */
   uintptr_t ck_ra, ck_sp, ck_py;
   uint32_t ck_stack;
-  int ck_valid;
+  int ck_valid, ck_native;
   struct tstate *next_all, *next_free;
   int in_use;
 } __attribute__((aligned(128))) tstate;
@@ -358,8 +358,7 @@ typedef struct pyraw {
   int addr;
 } pyraw;
 
-static int walk_python(pyraw *out, int max, uintptr_t *key) {
-  *key = 0;
+static uintptr_t py_top_frame(void) {
   if (!atomic_load_explicit(&g_py_enabled, RLX) || !PyGILState_GetThisThreadState ||
       !Py_IsInitialized || !Py_IsInitialized())
     return 0;
@@ -367,8 +366,23 @@ static int walk_python(pyraw *out, int max, uintptr_t *key) {
   if (!ts) return 0;
   uintptr_t cframe = *(const uintptr_t *)(ts + (uintptr_t)g_py.ts_cframe);
   if (!cframe) return 0;
-  uintptr_t f = *(const uintptr_t *)(cframe + (uintptr_t)g_py.cframe_current_frame);
+  return *(const uintptr_t *)(cframe + (uintptr_t)g_py.cframe_current_frame);
+}
+
+/* Identity of the Python stack: every frame's address and position. Two
+ * loads per frame, so the exact mode can tell "same stack as last time"
+ * without decoding anything. */
+static uintptr_t py_key(uintptr_t f) {
   uint64_t h = 0x9E3779B97F4A7C15ull;
+  for (int n = 0; f && n < MAX_FRAMES / 2; n++) {
+    uintptr_t prev = *(const uintptr_t *)(f + (uintptr_t)g_py.frame_prev_instr);
+    h = (h ^ f ^ (prev << 17)) * 0x100000001b3ull;
+    f = *(const uintptr_t *)(f + (uintptr_t)g_py.frame_previous);
+  }
+  return (uintptr_t)h;
+}
+
+static int walk_python(uintptr_t f, pyraw *out, int max) {
   int n = 0;
   while (f && n < max) {
     uintptr_t code = *(const uintptr_t *)(f + (uintptr_t)g_py.frame_code);
@@ -380,12 +394,10 @@ static int walk_python(pyraw *out, int max, uintptr_t *key) {
     if (owner == g_py.owner_generator || prev >= first + 2 * (uintptr_t)traceable) {
       out[n].code = code;
       out[n].addr = (int)((intptr_t)prev - (intptr_t)first);
-      h = (h ^ code ^ (prev << 17)) * 0x100000001b3ull;
       n++;
     }
     f = *(const uintptr_t *)(f + (uintptr_t)g_py.frame_previous);
   }
-  *key = h;
   return n;
 }
 
@@ -633,17 +645,19 @@ static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint6
                                                    double weight, uint32_t kind, uintptr_t ra,
                                                    uintptr_t sp) {
   t->off++;
-  cyscope_mem_frame frames[MAX_FRAMES];
-  pyraw py[MAX_FRAMES];
-  uintptr_t pykey = 0;
-  int npy = walk_python(py, MAX_FRAMES / 2, &pykey);
+  uintptr_t pyf = py_top_frame();
+  uintptr_t pykey = py_key(pyf);
   int native = atomic_load_explicit(&g_native, RLX);
   uint32_t stack = 0;
-  if (t->ck_valid && t->ck_ra == ra && t->ck_sp == sp && t->ck_py == pykey) {
+  if (t->ck_valid && t->ck_ra == ra && t->ck_sp == sp && t->ck_py == pykey &&
+      t->ck_native == native) {
     /* Same call site, same native stack depth and same Python frames as the
      * previous record: reuse its stack instead of unwinding again. */
     stack = t->ck_stack;
   } else {
+    cyscope_mem_frame frames[MAX_FRAMES];
+    pyraw py[MAX_FRAMES / 2];
+    int npy = walk_python(pyf, py, MAX_FRAMES / 2);
     int n = 0;
     if (native) {
       uintptr_t pcs[MAX_FRAMES / 2];
@@ -677,6 +691,7 @@ static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint6
     t->ck_sp = sp;
     t->ck_py = pykey;
     t->ck_stack = stack;
+    t->ck_native = native;
     t->ck_valid = 1;
   }
   rec r = {p, size, stack, atomic_load_explicit(&g_epoch, RLX), (float)weight, kind};
