@@ -127,8 +127,11 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
     return started;
   }
 
-  async function attach(to: KernelClient): Promise<CyscopeSession> {
-    const attached = await CyscopeSession.attach(to);
+  async function attach(
+    to: KernelClient,
+    options: { load?: boolean } = {}
+  ): Promise<CyscopeSession> {
+    const attached = await CyscopeSession.attach(to, options);
     sessions.push(attached);
     return attached;
   }
@@ -388,17 +391,15 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
       expectWellFormedRun(run, 12);
       expect(median(intervals(run.runningSamples))).toBeLessThan(75);
 
-      // A frontend attaching now is told the new interval.
-      const { commId, messages } = await s.client.commOpen('cyscope', {});
-      try {
-        const hello = dataOf(await messages.find(() => true, 5000, 'hello'));
-        expect(hello).toEqual(
-          expect.objectContaining({ type: 'hello', interval_ms: 50 })
-        );
-      } finally {
-        messages.close();
-        await s.client.commClose(commId);
-      }
+      // A frontend attaching now is told the new interval; once it closes
+      // its comm, the kernel stops sending to it.
+      const other = await attach(s.client, { load: false });
+      expect((await other.hello()).interval_ms).toBe(50);
+      await other.close();
+      const heard = other.messages.received.length;
+      const after = await s.runCell('import time; time.sleep(0.3)');
+      expectWellFormedRun(after, 3);
+      expect(other.messages.received.length).toBe(heard);
     } finally {
       await s.send({
         v: 1,

@@ -297,6 +297,12 @@ export class CyscopeSession {
     };
   }
 
+  /** Close the comm from the frontend side (validation and collection go
+   * on, so anything the kernel still sends is seen). */
+  async close(): Promise<void> {
+    await this.client.commClose(this.commId);
+  }
+
   /** Stop validating and collecting (the comm itself stays open). */
   dispose(): void {
     this.stopValidating();
