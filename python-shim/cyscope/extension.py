@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import sys
 
 from . import __version__, native, protocol
 from .comm_hub import CommHub
@@ -43,17 +44,33 @@ class ExtensionState:
 
     # IPython event callbacks -------------------------------------------------
     def pre_run_cell(self, info) -> None:
-        # IPython (8.x and 9.x) has already counted a history-storing cell
-        # when pre_run_cell fires; post_run_cell's result confirms the number.
-        count = self.ipython.execution_count
-        if getattr(info, "store_history", False):
-            count -= 1
-        self.monitor.cell_started(count, getattr(info, "cell_id", None))
+        self.monitor.cell_started(_count_of_starting_cell(self.ipython), getattr(info, "cell_id", None))
 
     def post_run_cell(self, result) -> None:
         self.monitor.cell_finished(
             bool(getattr(result, "success", True)), execution_count=getattr(result, "execution_count", None)
         )
+
+
+def _count_of_starting_cell(ipython) -> int:
+    """The execution count IPython gives the cell whose pre_run_cell is firing.
+
+    pre_run_cell does not carry it, and `shell.execution_count` is not it
+    everywhere: IPython 9 increments the counter before the event, IPython 8
+    after it. Both set `result.execution_count` in run_cell_async (our
+    caller) before firing the event, so read it there; post_run_cell's
+    result confirms the number in any case.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "run_cell_async":
+            result = frame.f_locals.get("result")
+            count = getattr(result, "execution_count", None)
+            if isinstance(count, int):
+                return count
+            break
+        frame = frame.f_back
+    return ipython.execution_count
 
 
 def load(ipython) -> None:

@@ -93,10 +93,13 @@ def test_silent_execution_leaves_no_record(shell, comm):
 
 def test_samples_stream_while_a_cell_runs(shell, comm, validate_message):
     comm.deliver(protocol.parse_inbound({"v": 1, "type": "configure", "interval_ms": 50}))
-    shell.run_cell("import time; time.sleep(0.6)", store_history=True)
+    result = shell.run_cell("import time; time.sleep(0.6)", store_history=True)
     samples = [validate_message(m) for m in comm.of_type("sample")]
     running = [s for s in samples if s["running"]]
     assert len(running) >= 6, f"only {len(running)} samples in 0.6 s at 50 ms"
+    # Live samples name the cell by the number the user sees (IPython 8 and 9
+    # count at different moments around pre_run_cell).
+    assert {s["execution_count"] for s in samples} == {result.execution_count}
     assert samples[-1]["running"] is False
     # Nothing is sent while the kernel is idle.
     count = len(comm.of_type("sample"))
