@@ -37,7 +37,12 @@ jest.setTimeout(120000);
 const DEBIAN_PYTHON = '/usr/bin/python3';
 const DEFAULT_INTERVAL_MS = 100;
 
-const INTERPRETERS: [string, string][] = [['project venv', DEFAULT_PYTHON]];
+const INTERPRETERS: [string, string][] = [
+  [
+    process.env.CYSCOPE_TEST_PYTHON ? 'CYSCOPE_TEST_PYTHON' : 'project venv',
+    DEFAULT_PYTHON
+  ]
+];
 if (DEFAULT_PYTHON !== DEBIAN_PYTHON) {
   INTERPRETERS.push(['Debian python3', DEBIAN_PYTHON]);
 }
@@ -116,11 +121,13 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
   async function startKernel(): Promise<KernelClient> {
     const problem = ipykernelProblem(python);
     if (problem !== null) {
-      throw new Error(
-        `${problem}\nThese tests must run against ${python} (the interpreter ` +
-          `of the SageMath kernel). Install its ipykernel ` +
-          `(apt-get install python3-ipykernel), as CI does.`
-      );
+      const why =
+        python === DEBIAN_PYTHON
+          ? "These tests must also pass on Debian's interpreter (the " +
+            'SageMath kernel runs on it): apt-get install python3-ipykernel ' +
+            '(npm run setup does, as CI does).'
+          : 'Run `npm run setup` to create the project venv.';
+      throw new Error(`${problem}\n${why}`);
     }
     const started = await KernelClient.start({ python });
     clients.push(started);
