@@ -401,3 +401,23 @@ def test_sage_dirs_used_when_sage_loaded(shell, tmp_path, monkeypatch):
 def test_no_sage_import_in_plain_kernel(shell):
     run_ok(shell, "%%cython\ndef plain():\n    return 0\n")
     assert "sage" not in sys.modules
+
+
+def test_compile_runs_outside_memory_tracking(shell, monkeypatch):
+    import contextlib
+
+    memory = pytest.importorskip("cyscope.memory")
+    events = []
+
+    @contextlib.contextmanager
+    def spy():
+        events.append("enter")
+        yield
+        events.append("exit")
+
+    monkeypatch.setattr(memory, "untracked", spy)
+    cell = "%%cython\ndef untracked_probe():\n    return 5\n"
+    run_ok(shell, cell)
+    assert events == ["enter", "exit"]
+    run_ok(shell, cell)  # a cache hit compiles nothing, so needs no pause
+    assert events == ["enter", "exit"]
