@@ -6,6 +6,8 @@ const tsJest = [
 ];
 
 module.exports = {
+  // Per-project testTimeout is ignored by jest 29: set it here.
+  testTimeout: 120000,
   projects: [
     {
       displayName: 'unit',
@@ -20,8 +22,7 @@ module.exports = {
       testEnvironment: 'node',
       roots: ['<rootDir>/test/kernel'],
       transform: { '^.+\\.tsx?$': tsJest },
-      moduleFileExtensions: ['ts', 'js', 'json'],
-      testTimeout: 120000
+      moduleFileExtensions: ['ts', 'js', 'json']
     }
   ]
 };
