@@ -163,6 +163,14 @@ def _numpy_include(code: str) -> list:
     return [numpy.get_include()]
 
 
+def _numpy_fingerprint(includes: list):
+    if not includes:
+        return None
+    import numpy
+
+    return numpy.__version__  # numpy's C ABI changed with 2.0 under the same include path
+
+
 def pyx_source(cell: str) -> str:
     """The cell as a .pyx: a blank line stands for the ``%%cython`` line, so line N == cell line N."""
     return "\n" + (cell if cell.endswith("\n") else cell + "\n")
@@ -190,6 +198,7 @@ def compute_key(code: str, opts: BuildOptions, extra_includes: list, sage_fp) ->
         "cython": cython_version(),
         "compiler": _compiler_fingerprint(),
         "includes": extra_includes,
+        "numpy": _numpy_fingerprint(extra_includes),
         "sage": sage_fp,
     }
     if opts.force:
