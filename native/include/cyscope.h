@@ -70,7 +70,7 @@ typedef struct cyscope_mem_totals {
   uint64_t live_records;    /* recorded blocks (with a stack) still live */
   uint64_t stacks;          /* distinct stacks interned */
   uint64_t tracker_bytes;   /* memory the tracker holds for itself (mmap'd) */
-  uint64_t patched_slots;   /* GOT slots currently pointing at a hook */
+  uint64_t patched_slots;   /* GOT slots we patched that still hold a hook */
   uint32_t epoch;           /* current epoch (see cyscope_mem_next_epoch) */
   int32_t attached;         /* 1 while the hooks are installed */
 } cyscope_mem_totals;
@@ -131,6 +131,9 @@ CYSCOPE_API int cyscope_mem_peak_by_stack(cyscope_mem_stack_stat *out, size_t ca
 CYSCOPE_API int cyscope_mem_stack_totals(cyscope_mem_stack_stat *out, size_t cap, size_t *n);
 CYSCOPE_API int cyscope_mem_stack_frames(uint32_t stack_id, cyscope_mem_frame *out, size_t cap,
                                          size_t *n);
+/* Walk every loaded object's relocations and count slots holding a hook
+ * (independent of the tracker's own bookkeeping; costs ~0.3 ms). */
+CYSCOPE_API int cyscope_mem_scan_patched(uint64_t *n);
 /* Strings are owned by the tracker and live as long as the process. */
 CYSCOPE_API int cyscope_mem_code_info(uint64_t code_index, const char **filename, const char **name,
                                       int32_t *firstlineno);

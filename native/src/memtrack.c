@@ -85,6 +85,9 @@ static _Atomic int g_attached;
 static _Atomic int g_exact, g_native;
 static _Atomic uint64_t g_sample_bytes = DEFAULT_SAMPLE_BYTES;
 static _Atomic uint64_t g_record_threshold = DEFAULT_RECORD_THRESHOLD;
+/* Threshold the hot path compares against: 0 in exact mode, so "record this
+ * block?" is a single compare. */
+static _Atomic uint64_t g_record_from = DEFAULT_RECORD_THRESHOLD;
 static _Atomic int64_t g_pushed;
 static _Atomic int64_t g_peak;
 static _Atomic uint32_t g_epoch = 1;
@@ -747,8 +750,7 @@ static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra, uintpt
     acct_add(t, usable_size(p));
     return;
   }
-  uint64_t thr = atomic_load_explicit(&g_record_threshold, RLX);
-  if (UNLIKELY(atomic_load_explicit(&g_exact, RLX) || req >= thr)) {
+  if (UNLIKELY(req >= atomic_load_explicit(&g_record_from, RLX))) {
     record_block(t, (uintptr_t)p, req, 1.0, 0, ra, sp);
     acct_add(t, req);
     return;
@@ -1043,6 +1045,7 @@ static void apply_config(const cyscope_mem_config *c) {
   atomic_store(&g_sample_bytes, c->sample_bytes ? c->sample_bytes : DEFAULT_SAMPLE_BYTES);
   atomic_store(&g_record_threshold,
                c->record_threshold ? c->record_threshold : DEFAULT_RECORD_THRESHOLD);
+  atomic_store(&g_record_from, c->exact ? 0 : atomic_load(&g_record_threshold));
 }
 
 int cyscope_mem_attach(const cyscope_mem_config *config) {
@@ -1148,7 +1151,7 @@ int cyscope_mem_totals_get(cyscope_mem_totals *o) {
   spin_unlock(&g_threads_lock);
   pthread_mutex_lock(&g_patch_lock);
   o->tracker_bytes += ct_got_tracker_bytes();
-  o->patched_slots = ct_got_scan(g_defs, NDEFS);
+  o->patched_slots = ct_got_patched_slots();
   o->attached = g_refs > 0;
   pthread_mutex_unlock(&g_patch_lock);
   o->epoch = atomic_load(&g_epoch);
@@ -1300,4 +1303,12 @@ int cyscope_mem_code_info(uint64_t idx, const char **filename, const char **name
   }
   spin_unlock(&g_table_lock);
   return rc;
+}
+
+int cyscope_mem_scan_patched(uint64_t *n) {
+  if (!n) return CYSCOPE_EINVAL;
+  pthread_mutex_lock(&g_patch_lock);
+  *n = ct_got_scan(g_defs, NDEFS);
+  pthread_mutex_unlock(&g_patch_lock);
+  return CYSCOPE_OK;
 }

@@ -53,6 +53,12 @@ static cyscope_mem_totals totals(void) {
   return t;
 }
 
+static uint64_t scan_patched(void) {
+  uint64_t n = 0;
+  cyscope_mem_scan_patched(&n);
+  return n;
+}
+
 static cyscope_mem_config config(int exact, int native) {
   cyscope_mem_config c;
   memset(&c, 0, sizeof c);
@@ -215,7 +221,8 @@ static void test_attach_detach_cycles(void) {
   CHECK(ok);
   cyscope_mem_totals t = totals();
   CHECK_EQ(t.attached, 0);
-  CHECK_EQ(t.patched_slots, 0); /* every GOT slot of every object restored */
+  CHECK_EQ(t.patched_slots, 0);
+  CHECK_EQ(scan_patched(), 0); /* every GOT slot of every object restored */
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_ESTATE);
   /* Untracked now: allocations do not move the counters. */
   cyscope_mem_totals a = totals();
@@ -226,6 +233,7 @@ static void test_attach_detach_cycles(void) {
   CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
   cyscope_mem_totals d = totals();
   CHECK(d.patched_slots > 0);
+  CHECK(scan_patched() >= d.patched_slots);
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
@@ -252,6 +260,7 @@ static void test_dlopen_after_attach(void) {
   }
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
   CHECK_EQ(totals().patched_slots, 0);
+  CHECK_EQ(scan_patched(), 0);
 }
 
 static void test_fork(void) {
@@ -265,13 +274,15 @@ static void test_fork(void) {
     void *p = sink = malloc(1000);
     free(p);
     cyscope_mem_totals u = totals();
-    int ok = t.attached == 0 && t.patched_slots == 0 && u.allocations == t.allocations;
+    int ok = t.attached == 0 && t.patched_slots == 0 && scan_patched() == 0 &&
+             u.allocations == t.allocations;
     _exit(ok ? 0 : 3);
   }
   int status = 0;
   CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK(totals().patched_slots > 0); /* the parent stays attached */
+  CHECK(scan_patched() > 0);
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 

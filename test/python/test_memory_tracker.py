@@ -12,7 +12,12 @@ from cyscope import memory
 from cyscope.memory import _lib, _symbols
 from memory_helpers import ESCAPE, build_module, line_of, native_totals, pyx_source
 
-pytestmark = pytest.mark.skipif(not memory.available(), reason="libcyscope.so not built")
+
+@pytest.fixture(autouse=True)
+def _tracker_required():
+    # No silent skip: without the native tracker the feature is broken.
+    assert memory.available(), memory.unavailable_reason()
+
 
 PATTERN = pyx_source(
     ESCAPE
@@ -211,6 +216,7 @@ def test_attach_detach_1000_times_leaves_process_unpatched(pattern_mod):
     t = native_totals()
     assert t.attached == 0
     assert t.patched_slots == 0
+    assert _lib.scan_patched() == 0  # every slot of every loaded object restored
     before = native_totals().allocations
     mod.pattern(100, 64)
     assert native_totals().allocations == before  # really detached

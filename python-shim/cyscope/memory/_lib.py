@@ -130,6 +130,7 @@ _DECLS = {
     "cyscope_mem_reset_peak": [_P(ctypes.c_int64)],
     "cyscope_mem_next_epoch": [_P(ctypes.c_uint32)],
     "cyscope_mem_thread_pause": [ctypes.c_int],
+    "cyscope_mem_scan_patched": [_P(ctypes.c_uint64)],
     "cyscope_mem_set_python_layout": [_P(PyLayout)],
     "cyscope_mem_live_by_stack": [
         ctypes.c_uint32,
@@ -196,6 +197,13 @@ def totals() -> MemTotals:
     t = MemTotals(size=ctypes.sizeof(MemTotals))
     lib().cyscope_mem_totals_get(ctypes.byref(t))
     return t
+
+
+def scan_patched() -> int:
+    """GOT slots of all loaded objects that hold a hook right now (full walk)."""
+    n = ctypes.c_uint64(0)
+    lib().cyscope_mem_scan_patched(ctypes.byref(n))
+    return n.value
 
 
 def _fetch(call, *args) -> list[StackStat]:
