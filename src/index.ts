@@ -12,6 +12,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { KernelChannel } from './channel';
+import { watchCythonCells } from './cythonCells';
 import { cyscopeIcon } from './icons';
 import { MemoryPanel } from './memoryPanel';
 import { MemoryModel } from './model';
@@ -44,6 +45,7 @@ function activate(
   };
 
   notebooks.widgetAdded.connect((_, notebook) => {
+    void notebook.context.ready.then(() => watchCythonCells(notebook));
     const channel = new KernelChannel(notebook.sessionContext, () =>
       model.handshake()
     );

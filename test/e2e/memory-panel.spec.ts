@@ -194,3 +194,26 @@ test('a kernel without cyscope gets a clear notice and keeps working', async ({
   expect(count).toBe(1);
   expect(await lastOutput(page)).toContain('42');
 });
+
+test('%%cython cells are highlighted as Cython, build, and report errors on the cell line', async ({
+  page,
+  server
+}) => {
+  await openNotebook(page, server, 'cython.ipynb');
+  await runCell(page, '%%cython\ndef triple(int n):\n    return 3 * n');
+  const mime = await page.evaluate(() => {
+    const notebook = (window as any).jupyterapp.shell.currentWidget.content;
+    return notebook.widgets[notebook.widgets.length - 1].model.mimeType;
+  });
+  expect(mime).toBe('text/x-cython');
+  await runCell(page, 'triple(14)');
+  expect(await lastOutput(page)).toContain('42');
+  // Typing %%cython into a plain cell switches its editor to Cython too.
+  await runCell(page, '%%cython\n# comment\ncdef int x = "not an int"');
+  expect(await lastOutput(page)).toMatch(/line 3/);
+  const editorMime = await page.evaluate(() => {
+    const notebook = (window as any).jupyterapp.shell.currentWidget.content;
+    return notebook.widgets[notebook.widgets.length - 1].model.mimeType;
+  });
+  expect(editorMime).toBe('text/x-cython');
+});
