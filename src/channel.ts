@@ -90,7 +90,11 @@ export class KernelChannel implements IKernelChannel {
   }
 
   send(message: FrontendMessage): boolean {
-    if (!this._comm || this._comm.isDisposed || this._state.status !== 'ready') {
+    if (
+      !this._comm ||
+      this._comm.isDisposed ||
+      this._state.status !== 'ready'
+    ) {
       return false;
     }
     this._comm.send({ ...message });

@@ -116,9 +116,7 @@ export class MemoryPanel extends Widget {
     const heapBox = this._part('heap-box');
     heapBox.hidden = !latest?.native;
     if (latest?.native) {
-      this._part('heap').textContent = formatBytes(
-        latest.native.current_bytes
-      );
+      this._part('heap').textContent = formatBytes(latest.native.current_bytes);
     }
     const running = model.runningCell;
     this._part('running').textContent =
@@ -175,10 +173,7 @@ export class MemoryPanel extends Widget {
     }
     this._rowsKey = key;
     // Heap columns only mean something once the native tracker reports.
-    this.toggleClass(
-      'cyscope-mod-noHeap',
-      !rows.some(r => r.memory !== null)
-    );
+    this.toggleClass('cyscope-mod-noHeap', !rows.some(r => r.memory !== null));
     body.replaceChildren(
       ...[...rows].reverse().map(record => this._row(record))
     );

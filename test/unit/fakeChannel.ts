@@ -1,7 +1,11 @@
 /** A scripted IKernelChannel: lets models be tested without a kernel. */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ChannelStatus, IChannelState, IKernelChannel } from '../../src/channel';
+import {
+  ChannelStatus,
+  IChannelState,
+  IKernelChannel
+} from '../../src/channel';
 import { FrontendMessage, KernelMessage } from '../../src/protocol';
 
 export class FakeChannel implements IKernelChannel {

@@ -32,7 +32,9 @@ describe('formatDuration', () => {
 
 describe('sparklinePoints', () => {
   it('spans the box from the lowest to the highest value', () => {
-    expect(sparklinePoints([0, 5, 10], 100, 12)).toBe('0.0,11.0 50.0,6.0 100.0,1.0');
+    expect(sparklinePoints([0, 5, 10], 100, 12)).toBe(
+      '0.0,11.0 50.0,6.0 100.0,1.0'
+    );
   });
   it('draws a flat series and an empty one', () => {
     expect(sparklinePoints([3, 3], 10, 4)).toBe('0.0,3.0 10.0,3.0');

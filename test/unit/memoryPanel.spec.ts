@@ -29,7 +29,11 @@ describe('MemoryPanel', () => {
     expect(part(panel, 'rss').textContent).toBe('300 MiB');
     expect(part(panel, 'running').textContent).toBe('running cell [7]');
     channel.emit({ v: 1, type: 'cell', record: record(6) });
-    channel.emit({ v: 1, type: 'cell', record: { ...record(7), success: false } });
+    channel.emit({
+      v: 1,
+      type: 'cell',
+      record: { ...record(7), success: false }
+    });
     await frame();
     const rows = [...panel.node.querySelectorAll('tbody tr')] as HTMLElement[];
     expect(rows.map(r => r.dataset.executionCount)).toEqual(['7', '6']);
@@ -53,7 +57,9 @@ describe('MemoryPanel', () => {
     });
     await frame();
     expect(panel.hasClass('cyscope-mod-noHeap')).toBe(false);
-    const newest = panel.node.querySelectorAll('tbody tr')[0].querySelectorAll('td');
+    const newest = panel.node
+      .querySelectorAll('tbody tr')[0]
+      .querySelectorAll('td');
     expect([...newest].slice(4).map(td => td.textContent)).toEqual([
       '2.0 KiB',
       '-1.0 KiB',
@@ -70,7 +76,9 @@ describe('MemoryPanel', () => {
     const panel = new MemoryPanel();
     panel.model = new MemoryModel(channel, 100);
     const notice = part(panel, 'notice');
-    expect(notice.textContent).toContain('cyscope is not available in this kernel');
+    expect(notice.textContent).toContain(
+      'cyscope is not available in this kernel'
+    );
     expect(notice.textContent).toContain('ModuleNotFoundError');
     expect(notice.classList.contains('cyscope-mod-warning')).toBe(true);
   });

@@ -1,9 +1,5 @@
 /** Builders of valid kernel messages for unit tests. */
-import {
-  ICellRecord,
-  IHelloMessage,
-  ISampleMessage
-} from '../../src/protocol';
+import { ICellRecord, IHelloMessage, ISampleMessage } from '../../src/protocol';
 
 export function hello(pid = 100): IHelloMessage {
   return {

@@ -71,6 +71,8 @@ describe('MemoryModel', () => {
 
   it('sends a configure message when the interval changes', () => {
     model.intervalMs = 250;
-    expect(channel.sent).toEqual([{ v: 1, type: 'configure', interval_ms: 250 }]);
+    expect(channel.sent).toEqual([
+      { v: 1, type: 'configure', interval_ms: 250 }
+    ]);
   });
 });

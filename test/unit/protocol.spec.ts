@@ -18,7 +18,9 @@ const schema = JSON.parse(
   fs.readFileSync(path.join(PROTOCOL_DIR, 'cyscope.schema.json'), 'utf8')
 );
 const fixture = (name: string): unknown[] =>
-  JSON.parse(fs.readFileSync(path.join(PROTOCOL_DIR, 'fixtures', name), 'utf8'));
+  JSON.parse(
+    fs.readFileSync(path.join(PROTOCOL_DIR, 'fixtures', name), 'utf8')
+  );
 
 const validate = new Ajv2020({ strict: false }).compile(schema);
 const FRONTEND_TYPES = new Set(['configure', 'request_history']);
@@ -29,9 +31,15 @@ describe('protocol fixtures', () => {
 
   it('has fixtures of every message type', () => {
     const types = new Set(valid.map(m => (m as { type: string }).type));
-    expect([...types].sort()).toEqual(
-      ['cell', 'configure', 'error', 'hello', 'history', 'request_history', 'sample']
-    );
+    expect([...types].sort()).toEqual([
+      'cell',
+      'configure',
+      'error',
+      'hello',
+      'history',
+      'request_history',
+      'sample'
+    ]);
   });
 
   it.each(valid.map(m => [(m as { type: string }).type, m]))(
