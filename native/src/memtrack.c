@@ -34,6 +34,8 @@
 #define DEFAULT_RECORD_THRESHOLD (128 * 1024)
 #define MAX_FRAMES 128
 #define FILTER_BITS 18
+/* Per-thread cache of recent (call site, stack depth, Python stack) -> stack id. */
+#define STACK_CACHE 64
 
 /* Python interpreter entry points, resolved from the hosting process when
  * there is one. Weak: the native tests run without Python. */
@@ -64,9 +66,11 @@ typedef struct tstate {
   int off;    /* >0: pass through (recursion guard + untracked() nesting) */
   int shared; /* the orphan state used by exiting threads: atomic RMW */
   /* exact-mode stack cache: same call site and stack => same stack id */
-  uintptr_t ck_ra, ck_sp, ck_py;
-  uint32_t ck_stack;
-  int ck_valid, ck_native;
+  struct {
+    uintptr_t ra, sp, py;
+    uint32_t stack;
+    int native; /* -1: empty */
+  } ck[STACK_CACHE];
   struct tstate *next_all, *next_free;
   int in_use;
 } __attribute__((aligned(128))) tstate;
@@ -134,6 +138,11 @@ static rec *g_live;
 static size_t g_live_cap, g_live_used; /* used = live + tombstones */
 
 static inline size_t hash_ptr(uintptr_t p) { return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull); }
+/* Slot in a power-of-two table: the product's high bits mix every address
+ * bit (its low bits would depend on the low address bits only). */
+static inline size_t slot_of(uintptr_t p, size_t cap) {
+  return (size_t)(hash_ptr(p) >> (64 - __builtin_ctzll(cap))) & (cap - 1);
+}
 static inline size_t filter_slot(uintptr_t p) { return hash_ptr(p) >> (64 - FILTER_BITS); }
 
 static int live_rehash(size_t cap) {
@@ -141,7 +150,7 @@ static int live_rehash(size_t cap) {
   if (!n) return -1;
   for (size_t i = 0; i < g_live_cap; i++) {
     if (g_live[i].key <= KEY_TOMB) continue;
-    size_t j = hash_ptr(g_live[i].key) & (cap - 1);
+    size_t j = slot_of(g_live[i].key, cap);
     while (n[j].key != KEY_EMPTY) j = (j + 1) & (cap - 1);
     n[j] = g_live[i];
   }
@@ -159,7 +168,7 @@ static int live_insert(const rec *r) { /* table lock held */
     while ((live + 1) * 4 > cap) cap *= 2;
     if (live_rehash(cap) != 0) return -1;
   }
-  size_t j = hash_ptr(r->key) & (g_live_cap - 1);
+  size_t j = slot_of(r->key, g_live_cap);
   while (g_live[j].key > KEY_TOMB && g_live[j].key != r->key) j = (j + 1) & (g_live_cap - 1);
   if (g_live[j].key == r->key) { /* stale record of a block freed untracked */
     g_live[j] = *r;
@@ -177,7 +186,7 @@ static int live_insert(const rec *r) { /* table lock held */
 
 static int live_remove(uintptr_t key, rec *out) { /* table lock held */
   if (!g_live_cap) return 0;
-  size_t j = hash_ptr(key) & (g_live_cap - 1);
+  size_t j = slot_of(key, g_live_cap);
   while (g_live[j].key != KEY_EMPTY) {
     if (g_live[j].key == key) {
       *out = g_live[j];
@@ -305,7 +314,7 @@ static uint32_t code_intern(uintptr_t code) { /* table lock held */
   uintptr_t nm = *(const uintptr_t *)(code + (uintptr_t)g_py.code_name);
   int32_t first = *(const int32_t *)(code + (uintptr_t)g_py.code_firstlineno);
   if (g_code_slots_cap) {
-    size_t j = hash_ptr(code) & (g_code_slots_cap - 1);
+    size_t j = slot_of(code, g_code_slots_cap);
     for (uint32_t idx; (idx = g_code_slots[j]) != 0; j = (j + 1) & (g_code_slots_cap - 1)) {
       code_ent *e = &g_codes[idx];
       if (e->code != code) continue;
@@ -331,7 +340,7 @@ static uint32_t code_intern(uintptr_t code) { /* table lock held */
     if (!s) return 0;
     for (size_t i = 1; i < g_ncodes; i++) {
       if (!g_codes[i].code) continue;
-      size_t j = hash_ptr(g_codes[i].code) & (cap - 1);
+      size_t j = slot_of(g_codes[i].code, cap);
       while (s[j]) j = (j + 1) & (cap - 1);
       s[j] = (uint32_t)i;
     }
@@ -347,7 +356,7 @@ static uint32_t code_intern(uintptr_t code) { /* table lock held */
   e->firstlineno = first;
   e->filename = copy_unicode(fn);
   e->name = copy_unicode(nm);
-  size_t j = hash_ptr(code) & (g_code_slots_cap - 1);
+  size_t j = slot_of(code, g_code_slots_cap);
   while (g_code_slots[j]) j = (j + 1) & (g_code_slots_cap - 1);
   g_code_slots[j] = idx;
   return idx;
@@ -622,7 +631,7 @@ static __attribute__((noinline)) tstate *ts_slow(void) {
   if (t) {
     t->in_use = 1;
     t->off = 0;
-    t->ck_valid = 0;
+    for (int i = 0; i < STACK_CACHE; i++) t->ck[i].native = -1;
     t->rng = 0x9E3779B97F4A7C15ull ^ (uintptr_t)t ^ ((uint64_t)(uintptr_t)&t << 20);
     if (!t->rng) t->rng = 1;
     t->countdown = next_gap(t);
@@ -652,11 +661,12 @@ static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint6
   uintptr_t pykey = py_key(pyf);
   int native = atomic_load_explicit(&g_native, RLX);
   uint32_t stack = 0;
-  if (t->ck_valid && t->ck_ra == ra && t->ck_sp == sp && t->ck_py == pykey &&
-      t->ck_native == native) {
+  size_t ci = (size_t)(((ra ^ (sp << 7) ^ pykey) * 0x9E3779B97F4A7C15ull) >> 58);
+  if (t->ck[ci].native == native && t->ck[ci].ra == ra && t->ck[ci].sp == sp &&
+      t->ck[ci].py == pykey) {
     /* Same call site, same native stack depth and same Python frames as the
      * previous record: reuse its stack instead of unwinding again. */
-    stack = t->ck_stack;
+    stack = t->ck[ci].stack;
   } else {
     cyscope_mem_frame frames[MAX_FRAMES];
     pyraw py[MAX_FRAMES / 2];
@@ -690,12 +700,11 @@ static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint6
     }
     stack = stack_intern(frames, n);
     spin_unlock(&g_table_lock);
-    t->ck_ra = ra;
-    t->ck_sp = sp;
-    t->ck_py = pykey;
-    t->ck_stack = stack;
-    t->ck_native = native;
-    t->ck_valid = 1;
+    t->ck[ci].ra = ra;
+    t->ck[ci].sp = sp;
+    t->ck[ci].py = pykey;
+    t->ck[ci].stack = stack;
+    t->ck[ci].native = native;
   }
   rec r = {p, size, stack, atomic_load_explicit(&g_epoch, RLX), (float)weight, kind};
   spin_lock(&g_table_lock);
