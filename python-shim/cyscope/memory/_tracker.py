@@ -149,7 +149,8 @@ class _Region:
             self.attached = _attach(self.exact, self.native)
             if not self.attached:
                 return self
-            self.stacks0 = {s.stack_id: (s.bytes, s.count) for s in _lib.stack_totals()}
+            # Stack ids are dense (1..n): keep the raw array, diff at the end.
+            self.stacks0 = _lib.stack_totals()
             prev = ctypes.c_int64()
             for r in _open:
                 r._harvest()
@@ -180,43 +181,49 @@ class _Region:
         stacks1 = _lib.stack_totals()
         rep.duration_ms = (time.perf_counter() - self.perf0) * 1000.0
         with _lock:
-            epoch = ctypes.c_uint32()
-            lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
-            hi = epoch.value - 1
-            t0 = self.t0
-            peak = max(self.max_peak, t1.peak_bytes)
-            rep.start_current_bytes = t0.current_bytes
-            rep.peak_bytes = max(0, peak - t0.current_bytes)
-            rep.net_bytes = t1.current_bytes - t0.current_bytes
-            rep.allocated_bytes = t1.allocated_bytes - t0.allocated_bytes
-            rep.allocations = t1.allocations - t0.allocations
-            rep.freed_bytes = t1.freed_bytes - t0.freed_bytes
-            rep.frees = t1.frees - t0.frees
-            rep.tracker_bytes = t1.tracker_bytes
-            rep.epochs = (self.epoch_lo, hi)
-            rep.leaks = _report.stats_live(self.epoch_lo, hi)
-            rep.leaked_bytes = round(sum(s.bytes for s in rep.leaks))
-            # Stacks live at the peak, made in this region. When the region
-            # ends at (or above) its last snapshot, the end state is the best
-            # picture of the peak.
-            self._harvest()
-            snap = self.best_snapshot
-            if snap is None or t1.current_bytes >= snap[1]:
-                peak_stats = rep.leaks
-            else:
-                peak_stats = [s for s in _report._stats(snap[0]) if self.epoch_lo <= s.epoch <= hi]
-            rep.peak_stacks = peak_stats
-            rep.allocated_stacks = []
-            for s in stacks1:
-                b0, c0 = self.stacks0.get(s.stack_id, (0.0, 0.0))
-                if s.bytes - b0 > 0.5:
-                    rep.allocated_stacks.append(_report.StackBytes(s.stack_id, 0, s.bytes - b0, s.count - c0, 0, 0))
-            if self in _open:
-                _open.remove(self)
-            # Outer regions see this region's peak through the global peak,
-            # which is not reset here.
-            _detach(self.exact, self.native)
-            self.attached = False
+            try:
+                epoch = ctypes.c_uint32()
+                lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
+                hi = epoch.value - 1
+                t0 = self.t0
+                peak = max(self.max_peak, t1.peak_bytes)
+                rep.start_current_bytes = t0.current_bytes
+                rep.peak_bytes = max(0, peak - t0.current_bytes)
+                rep.net_bytes = t1.current_bytes - t0.current_bytes
+                rep.allocated_bytes = t1.allocated_bytes - t0.allocated_bytes
+                rep.allocations = t1.allocations - t0.allocations
+                rep.freed_bytes = t1.freed_bytes - t0.freed_bytes
+                rep.frees = t1.frees - t0.frees
+                rep.tracker_bytes = t1.tracker_bytes
+                rep.epochs = (self.epoch_lo, hi)
+                rep.leaks = _report.stats_live(self.epoch_lo, hi)
+                rep.leaked_bytes = round(sum(s.bytes for s in rep.leaks))
+                # Stacks live at the peak, made in this region. When the region
+                # ends at (or above) its last snapshot, the end state is the best
+                # picture of the peak.
+                self._harvest()
+                snap = self.best_snapshot
+                if snap is None or t1.current_bytes >= snap[1]:
+                    peak_stats = rep.leaks
+                else:
+                    peak_stats = [s for s in _report._stats(snap[0]) if self.epoch_lo <= s.epoch <= hi]
+                rep.peak_stacks = peak_stats
+                rep.allocated_stacks = []
+                s0 = self.stacks0
+                for s in stacks1:
+                    i = s.stack_id - 1
+                    b0, c0 = (s0[i].bytes, s0[i].count) if i < len(s0) else (0.0, 0.0)
+                    if s.bytes - b0 > 0.5:
+                        rep.allocated_stacks.append(_report.StackBytes(s.stack_id, 0, s.bytes - b0, s.count - c0, 0, 0))
+            finally:
+                # Even when interrupted half-way, the region closes: it leaves
+                # the open list and gives back its attach.
+                if self in _open:
+                    _open.remove(self)
+                # Outer regions see this region's peak through the global
+                # peak, which is not reset here.
+                _detach(self.exact, self.native)
+                self.attached = False
         return rep
 
 
