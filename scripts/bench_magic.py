@@ -45,9 +45,9 @@ def main() -> int:
     os.environ["XDG_CACHE_HOME"] = os.path.join(tmp, "xdg")  # Cython's cache: get_ipython_cache_dir()/cython
     os.environ["CYSCOPE_CACHE_DIR"] = os.path.join(tmp, "cyscope")
 
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.core.interactiveshell import InteractiveShell
 
-    shell = start_ipython()
+    shell = InteractiveShell.instance()
     import warnings
 
     with warnings.catch_warnings():
