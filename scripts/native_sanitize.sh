@@ -9,7 +9,9 @@ echo "== ASan + UBSan build (native/build-asan)"
 cmake -S native -B native/build-asan -DCYSCOPE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build native/build-asan -j2
 # halt_on_error makes every report fatal; UBSan does not stop by default.
-export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86"
+# allocator_may_return_null: the tests make deliberately impossible requests
+# and check that they fail cleanly.
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86:allocator_may_return_null=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 (cd native/build-asan && ctest --output-on-failure)
 unset ASAN_OPTIONS UBSAN_OPTIONS

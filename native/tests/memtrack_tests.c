@@ -305,6 +305,81 @@ static void test_pause_and_peak(void) {
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
+/* Failure paths leave the books balanced. A failed realloc leaves the block
+ * with the caller, which gcc's use-after-free analysis does not model. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+static void test_failures(void) {
+  cyscope_mem_config c = config(1, 0);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  cyscope_mem_totals t0 = totals();
+  /* volatile: keep the compiler from diagnosing the deliberate failures */
+  volatile size_t huge = (size_t)1 << 62, big = (size_t)1 << 40;
+  void *p = sink = malloc(100);
+  void *q = realloc(p, huge); /* fails: p stays the caller's */
+  CHECK(q == NULL);
+  void *r = sink = calloc(big, big); /* overflow */
+  CHECK(r == NULL);
+  void *s2 = sink = reallocarray(NULL, big, big);
+  CHECK(s2 == NULL);
+  cyscope_mem_totals t1 = totals();
+  CHECK_EQ(t1.allocations - t0.allocations, 1);
+  CHECK_EQ(t1.current_bytes - t0.current_bytes, 100);
+  CHECK_EQ(t1.live_records - t0.live_records, 1); /* the record survived the failed realloc */
+  void *z = sink = realloc(p, 0);                 /* glibc: frees, returns NULL */
+  CHECK(z == NULL);
+  cyscope_mem_totals t2 = totals();
+  CHECK_EQ(t2.current_bytes, t0.current_bytes);
+  CHECK_EQ(t2.live_records, t0.live_records);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+#pragma GCC diagnostic pop
+
+static volatile int g_stop;
+static void *alloc_loop(void *arg) {
+  (void)arg;
+  while (!g_stop) {
+    void *p = sink = malloc(48);
+    void *q = sink = malloc(200000); /* always recorded: stack capture */
+    free(p);
+    free(q);
+  }
+  return NULL;
+}
+
+static void *dlopen_loop(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 200; i++) {
+    void *h = dlopen(CYSCOPE_TEST_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    if (h) dlclose(h);
+  }
+  return NULL;
+}
+
+/* dlopen/dlclose on one thread while others record native stacks (the
+ * unwinder takes the loader lock) and the main thread attaches/detaches:
+ * must finish (no deadlock) and end fully unpatched. */
+static void test_concurrency(void) {
+  cyscope_mem_config c = config(1, 1);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  g_stop = 0;
+  pthread_t th[3], dl;
+  for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, alloc_loop, NULL);
+  pthread_create(&dl, NULL, dlopen_loop, NULL);
+  int ok = 1;
+  for (int i = 0; i < 300; i++) {
+    if (cyscope_mem_attach(&c) != CYSCOPE_OK) ok = 0;
+    if (cyscope_mem_detach() != CYSCOPE_OK) ok = 0;
+  }
+  pthread_join(dl, NULL);
+  g_stop = 1;
+  for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+  CHECK(ok);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+  CHECK_EQ(totals().attached, 0);
+  CHECK_EQ(scan_patched(), 0);
+}
+
 int main(void) {
   test_known_pattern_default();
   test_variants_exact();
@@ -312,6 +387,8 @@ int main(void) {
   test_mmap();
   test_threads();
   test_pause_and_peak();
+  test_failures();
+  test_concurrency();
   test_dlopen_after_attach();
   test_fork();
   test_attach_detach_cycles();
