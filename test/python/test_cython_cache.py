@@ -127,3 +127,19 @@ def test_two_processes_compile_the_same_cell(tmp_path):
     out = subprocess.run([sys.executable, "-c", CHILD, "0"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "True"
+
+
+def test_stale_build_folders_are_removed(shell, cache_root):
+    from cyscope.cython import cache
+
+    tag_dir = cache.cache_dir()
+    stale = os.path.join(tag_dir, ".build-stale-test")
+    fresh = os.path.join(tag_dir, ".build-fresh-test")
+    for d in (stale, fresh):
+        os.makedirs(os.path.join(d, "build"), exist_ok=True)
+    os.utime(stale, (1, 1))
+    run_ok(shell, "%%cython\ndef after_stale():\n    return 1\n")
+    assert not os.path.exists(stale)
+    assert os.path.exists(fresh)  # may belong to a build running in another kernel
+    os.rmdir(os.path.join(fresh, "build"))
+    os.rmdir(fresh)

@@ -309,6 +309,25 @@ class _Failed(Exception):
         self.phase = phase
 
 
+STALE_BUILD_SECONDS = 24 * 3600
+
+
+def _remove_stale_builds(root: str) -> None:
+    """Drop ``.build-*`` folders left by kernels killed mid-build (a day old: no live build is that slow)."""
+    limit = time.time() - STALE_BUILD_SECONDS
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(".build-"):
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < limit:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                pass
+
+
 def _load(module_name: str, so_path: str):
     existing = sys.modules.get(module_name)
     if existing is not None and getattr(existing, "__file__", None) == so_path:
@@ -406,6 +425,7 @@ class Builder:
             from Cython.Build import cythonize
             from Cython.Compiler.Errors import CompileError
 
+        _remove_stale_builds(root)
         tmp = tempfile.mkdtemp(prefix=".build-", dir=root)
         try:
             pyx_tmp = os.path.join(tmp, name + ".pyx")
@@ -476,13 +496,15 @@ class Builder:
                 build_temp = os.path.join(tmp, "build")
                 old_threshold = dlog.set_threshold(dlog.DEBUG) if opts.verbose else None
                 try:
+                    flags = None
                     if opts.pgo:
-                        self._pgo_train(built_ext, name, tmp, build_temp, outputs)
                         flags = [f.format(dir=os.path.join(tmp, "pgo")) for f in PGO_FLAGS["use"]]
-                    else:
-                        flags = None
                     with capture_output() as cap:
                         try:
+                            if opts.pgo:
+                                # the instrumented build and its training run (the cell's module code)
+                                # share this capture: their output is shown with the compiler's
+                                self._pgo_build_instrumented(built_ext, name, tmp, build_temp)
                             _build_ext_command(built_ext, tmp, build_temp, flags).run()
                         except (CCompilerError, DistutilsError) as exc:
                             failed = "ld" if type(exc).__name__ == "LinkError" else "cc"
@@ -544,8 +566,9 @@ class Builder:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _pgo_train(self, ext, name, tmp, build_temp, outputs):
-        """Build an instrumented copy under another name, import it (runs the cell), keep the profile."""
+    def _pgo_build_instrumented(self, ext, name, tmp, build_temp):
+        """Build an instrumented copy as ``_pgo_NAME``, import it once (runs the cell: the training),
+        and leave the profile in ``tmp/pgo`` for the real build."""
         pgo_name = "_pgo_" + name
         wrapper = os.path.join(tmp, pgo_name + ".c")
         with open(wrapper, "w", encoding="utf-8") as f:
@@ -559,9 +582,6 @@ class Builder:
         gen.sources = [*list(ext.sources), wrapper]
         gen.name = pgo_name
         flags = [f.format(dir=os.path.join(tmp, "pgo")) for f in PGO_FLAGS["gen"]]
-        with capture_output() as cap:
-            cmd = _build_ext_command(gen, tmp, build_temp, flags)
-            cmd.run()
-        outputs.append(cap.text)
+        _build_ext_command(gen, tmp, build_temp, flags).run()
         _load(pgo_name, os.path.join(tmp, pgo_name + EXT_SUFFIX))
         sys.modules.pop(pgo_name, None)
