@@ -421,3 +421,32 @@ def test_compile_runs_outside_memory_tracking(shell, monkeypatch):
     assert events == ["enter", "exit"]
     run_ok(shell, cell)  # a cache hit compiles nothing, so needs no pause
     assert events == ["enter", "exit"]
+
+
+def test_sage_config_from_sage_env_when_helper_missing(monkeypatch, tmp_path):
+    import types
+
+    from cyscope.cython import sage as sage_mod
+
+    env = types.ModuleType("sage.env")
+    env.SAGE_LOCAL = str(tmp_path / "local")
+    env.sage_include_directories = lambda: [str(tmp_path / "inc")]
+    env.cython_aliases = lambda: {
+        "CBLAS_LIBRARIES": ["cblas"],
+        "CBLAS_LIBDIR": ["/opt/blas/lib"],
+        "CBLAS_INCDIR": ["/opt/blas/include"],
+        "NTL_LIBDIR": [],
+        "NTL_INCDIR": ["/opt/ntl/include"],
+    }
+    monkeypatch.setitem(sys.modules, "sage", types.ModuleType("sage"))
+    monkeypatch.setitem(sys.modules, "sage.env", env)
+    monkeypatch.setitem(sys.modules, "sage.misc", types.ModuleType("sage.misc"))
+    monkeypatch.setitem(sys.modules, "sage.misc.cython", types.ModuleType("sage.misc.cython"))  # no helper
+    monkeypatch.setattr(sage_mod, "_cached", None)
+    try:
+        config = sage_mod.sage_config()
+        assert config.libraries == ["mpfr", "gmp", "gmpxx", "pari", "m", "ec", "gsl", "cblas", "ntl"]
+        assert config.library_dirs == [str(tmp_path / "local" / "lib"), "/opt/blas/lib"]
+        assert config.include_dirs == [str(tmp_path / "inc"), "/opt/blas/include", "/opt/ntl/include"]
+    finally:
+        sage_mod._cached = None
