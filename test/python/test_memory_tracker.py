@@ -338,3 +338,30 @@ def test_untracked_pauses_this_thread(pattern_mod):
         with memory.untracked():
             mod.pattern(500, 24)
     assert report.allocations < 500
+
+
+API_ALLOC = pyx_source(
+    """
+def make(int n):
+    cdef list out = []
+    cdef int i
+    for i in range(n):
+        out.append(bytearray(1000))  # API-LINE
+    return out
+"""
+)
+
+
+def test_native_mode_attributes_c_api_allocations_to_pyx_line(tmp_path):
+    # bytearray(1000) is allocated by libpython on behalf of the Cython code:
+    # only the unwound native stack links it to the .pyx line.
+    mod, _ = build_module(tmp_path, "cyscope_mem_api", API_ALLOC)
+    with memory.track(native=True, exact=True) as report:
+        keep = mod.make(2000)
+    line = line_of(API_ALLOC, "API-LINE")
+    nodes = _find_all(report.flamegraph("leaks"), lambda n: n["kind"] == "cython" and n["line"] == line)
+    assert nodes, report.to_folded("leaks")
+    assert sum(n["count"] for n in nodes) >= 2000
+    assert all(n["name"] == "make" for n in nodes)
+    assert any(n["kind"] == "native" for n in nodes[0]["children"])
+    del keep

@@ -164,28 +164,60 @@ def _cython_name(c_function: str) -> str:
     return ".".join(parts[1:]) if len(parts) > 1 else (parts[0] if parts else c_function)
 
 
-def _addr2line(obj: str, offsets: list[int]) -> list[tuple[str, str, int]]:
+def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]:
+    """For each offset, its inline chain [(function, file, line)], innermost first."""
     exe = shutil.which("addr2line")
+    unknown = [[("??", "??", 0)] for _ in offsets]
     if not exe or not offsets:
-        return [("??", "??", 0)] * len(offsets)
+        return unknown
     try:
         out = subprocess.run(
-            [exe, "-f", "-e", obj, *[hex(o) for o in offsets]],
+            [exe, "-a", "-f", "-i", "-e", obj, *[hex(o) for o in offsets]],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=60,
             check=False,
         ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
-        return [("??", "??", 0)] * len(offsets)
-    res = []
-    for i in range(len(offsets)):
-        func = out[2 * i] if 2 * i < len(out) else "??"
-        loc = out[2 * i + 1] if 2 * i + 1 < len(out) else "??:0"
+        return unknown
+    chains: list[list[tuple[str, str, int]]] = []
+    i = 0
+    while i < len(out):
+        if out[i].startswith("0x"):
+            chains.append([])
+            i += 1
+            continue
+        if not chains or i + 1 >= len(out):
+            break
+        func, loc = out[i], out[i + 1]
         path, _, line = loc.rpartition(":")
         line = line.split(" ")[0]
-        res.append((func, path, int(line) if line.isdigit() else 0))
-    return res
+        chains[-1].append((func, path, int(line) if line.isdigit() else 0))
+        i += 2
+    if len(chains) != len(offsets):
+        return unknown
+    return [c or [("??", "??", 0)] for c in chains]
+
+
+def _cython_frame(chain: list[tuple[str, str, int]]) -> Frame | None:
+    """The first frame of the inline chain that is code generated from the .pyx.
+
+    Cython's utility helpers (``__Pyx_*``, inlined into the caller) sit in
+    the C file outside any statement's marker: skip to their caller.
+    """
+    for func, path, cline in chain:
+        if not cline or not path.endswith((".c", ".cpp")) or func.startswith("__Pyx_"):
+            continue
+        cmap = _c_to_pyx_map(path)
+        if not cmap:
+            return None
+        lines, targets = cmap
+        k = bisect.bisect_right(lines, cline) - 1
+        if k < 0:
+            return None
+        pyx, pyx_line = targets[k]
+        return Frame(name=_cython_name(func), file=pyx, line=pyx_line, kind="cython", cell=cell_of_file(pyx))
+    return None
 
 
 def native_frames(pcs: list[int]) -> dict[int, Frame]:
@@ -212,22 +244,11 @@ def native_frames(pcs: list[int]) -> dict[int, Frame]:
         for i, (pc, off, sname) in enumerate(items):
             frame = None
             if resolved:
-                func, path, cline = resolved[i]
-                cmap = _c_to_pyx_map(path) if path.endswith((".c", ".cpp")) and cline else None
-                if cmap:
-                    lines, targets = cmap
-                    k = bisect.bisect_right(lines, cline) - 1
-                    if k >= 0:
-                        pyx, pyx_line = targets[k]
-                        frame = Frame(
-                            name=_cython_name(func),
-                            file=pyx,
-                            line=pyx_line,
-                            kind="cython",
-                            cell=cell_of_file(pyx),
-                        )
+                chain = resolved[i]
+                frame = _cython_frame(chain)
+                func, path, cline = chain[0]
                 if frame is None and func != "??":
-                    frame = Frame(name=func, file=obj, line=cline or None, kind="native")
+                    frame = Frame(name=func, file=path if path != "??" else obj, line=cline or None, kind="native")
             if frame is None:
                 frame = Frame(name=sname or f"{os.path.basename(obj)}+{off:#x}", file=obj, line=None, kind="native")
             _native_cache[pc] = out[pc] = frame

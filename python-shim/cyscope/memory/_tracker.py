@@ -178,13 +178,14 @@ class _Region:
             rep.active = False
             return rep
         t1 = _lib.totals()
+        # Close the epoch range first: the bookkeeping below is not the region's.
+        epoch = ctypes.c_uint32()
+        lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
+        hi = epoch.value - 1
         stacks1 = _lib.stack_totals()
         rep.duration_ms = (time.perf_counter() - self.perf0) * 1000.0
         with _lock:
             try:
-                epoch = ctypes.c_uint32()
-                lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
-                hi = epoch.value - 1
                 t0 = self.t0
                 peak = max(self.max_peak, t1.peak_bytes)
                 rep.start_current_bytes = t0.current_bytes
