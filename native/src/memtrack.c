@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,16 @@ typedef struct {
   atomic_int v;
 } spin_t;
 static inline void spin_lock(spin_t *l) {
+  int spins = 0;
   while (atomic_exchange_explicit(&l->v, 1, memory_order_acquire)) {
-    while (atomic_load_explicit(&l->v, RLX)) __builtin_ia32_pause();
+    while (atomic_load_explicit(&l->v, RLX)) {
+      /* Held sections are short, but the holder may be preempted (more
+       * threads than cores, e.g. OpenMP): stop burning its core. */
+      if (++spins > 200)
+        sched_yield();
+      else
+        __builtin_ia32_pause();
+    }
   }
 }
 static inline void spin_unlock(spin_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
