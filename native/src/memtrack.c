@@ -548,13 +548,18 @@ static void push(tstate *t) {
   note_peak(old + pmax);
 }
 
+/* Exiting threads share one state: atomic read-modify-write (rare). */
+static __attribute__((noinline)) void acct_add_shared(tstate *t, uint64_t bytes) {
+  atomic_fetch_add_explicit(&t->alloc_bytes, bytes, RLX);
+  atomic_fetch_add_explicit(&t->allocs, 1, RLX);
+  int64_t p = atomic_fetch_add_explicit(&t->pend, (int64_t)bytes, RLX) + (int64_t)bytes;
+  if (p > ld64(&t->pend_max)) atomic_store_explicit(&t->pend_max, p, RLX);
+  if (p >= PUSH_BYTES) push(t);
+}
+
 static inline void acct_add(tstate *t, uint64_t bytes) {
   if (UNLIKELY(t->shared)) {
-    atomic_fetch_add_explicit(&t->alloc_bytes, bytes, RLX);
-    atomic_fetch_add_explicit(&t->allocs, 1, RLX);
-    int64_t p = atomic_fetch_add_explicit(&t->pend, (int64_t)bytes, RLX) + (int64_t)bytes;
-    if (p > ld64(&t->pend_max)) atomic_store_explicit(&t->pend_max, p, RLX);
-    if (p >= PUSH_BYTES) push(t);
+    acct_add_shared(t, bytes);
     return;
   }
   atomic_store_explicit(&t->alloc_bytes, ldu(&t->alloc_bytes) + bytes, RLX);
@@ -565,12 +570,16 @@ static inline void acct_add(tstate *t, uint64_t bytes) {
   if (UNLIKELY(p >= PUSH_BYTES)) push(t);
 }
 
+static __attribute__((noinline)) void acct_sub_shared(tstate *t, uint64_t bytes) {
+  atomic_fetch_add_explicit(&t->freed_bytes, bytes, RLX);
+  atomic_fetch_add_explicit(&t->frees, 1, RLX);
+  int64_t p = atomic_fetch_sub_explicit(&t->pend, (int64_t)bytes, RLX) - (int64_t)bytes;
+  if (p <= -PUSH_BYTES) push(t);
+}
+
 static inline void acct_sub(tstate *t, uint64_t bytes) {
   if (UNLIKELY(t->shared)) {
-    atomic_fetch_add_explicit(&t->freed_bytes, bytes, RLX);
-    atomic_fetch_add_explicit(&t->frees, 1, RLX);
-    int64_t p = atomic_fetch_sub_explicit(&t->pend, (int64_t)bytes, RLX) - (int64_t)bytes;
-    if (p <= -PUSH_BYTES) push(t);
+    acct_sub_shared(t, bytes);
     return;
   }
   atomic_store_explicit(&t->freed_bytes, ldu(&t->freed_bytes) + bytes, RLX);
@@ -666,6 +675,7 @@ static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint6
                                                    double weight, uint32_t kind, uintptr_t ra,
                                                    uintptr_t sp) {
   t->off++;
+  sp ^= (uintptr_t)__builtin_frame_address(0);
   uintptr_t pyf = py_top_frame();
   uintptr_t pykey = py_key(pyf);
   int native = atomic_load_explicit(&g_native, RLX);
@@ -788,13 +798,18 @@ static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra, uintpt
 }
 
 /* Bytes a block counted for, removing its record if any. */
+static __attribute__((noinline)) int untrack_slow(void *p, rec *out) {
+  spin_lock(&g_table_lock);
+  int had = live_remove((uintptr_t)p, out);
+  spin_unlock(&g_table_lock);
+  return had;
+}
+
 static inline uint64_t block_bytes_untrack(void *p, rec *out, int *had) {
   *had = 0;
-  if (atomic_load_explicit(&g_live_count, RLX) &&
-      atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX)) {
-    spin_lock(&g_table_lock);
-    *had = live_remove((uintptr_t)p, out);
-    spin_unlock(&g_table_lock);
+  if (UNLIKELY(atomic_load_explicit(&g_live_count, RLX) &&
+               atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX))) {
+    *had = untrack_slow(p, out);
     if (*had) return out->size;
   }
   return usable_size(p);
@@ -811,7 +826,10 @@ static inline void on_free(tstate *t, void *p) {
   tstate *t = get_ts();     \
   int active_ = t && !t->off
 #define RA() ((uintptr_t)__builtin_return_address(0))
-#define SP() ((uintptr_t)__builtin_frame_address(0))
+/* The stack depth of the call enters the stack-cache key through
+ * record_block's own frame address (a fixed offset below the hook's, for a
+ * given hook), so the hot path sets up no frame pointer. */
+#define SP() ((uintptr_t)0)
 
 static void *h_malloc(size_t n) {
   void *p = malloc(n);
