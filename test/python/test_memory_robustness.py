@@ -66,7 +66,8 @@ def test_fork_child_starts_detached():
             os._exit(0 if ok else 3)
         _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    assert report.net_bytes >= 300_000
+    # fork() itself frees a little in the parent: check the block, not net.
+    assert report.leaked_bytes >= 300_000
     del keep
 
 
