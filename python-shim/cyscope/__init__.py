@@ -18,6 +18,16 @@ def _jupyter_labextension_paths():
     return [{"src": "labextension", "dest": _LABEXTENSION_NAME}]
 
 
+def __getattr__(name):
+    # `cyscope.track` / `cyscope.history` without loading the native tracker
+    # at `import cyscope` time (the frontend imports it in every kernel).
+    if name in ("track", "history", "untracked", "live_by_cell"):
+        from . import memory
+
+        return getattr(memory, name)
+    raise AttributeError(f"module 'cyscope' has no attribute {name!r}")
+
+
 def load_ipython_extension(ipython):
     from .extension import load
 

@@ -21,7 +21,8 @@ class ExtensionState:
     def __init__(self, ipython):
         self.ipython = ipython
         self.hub = CommHub(on_open=self._greeting, on_message=self._handle)
-        self.monitor = MemoryMonitor(send=self.hub.broadcast)
+        self.tracker = _create_tracker()
+        self.monitor = MemoryMonitor(send=self.hub.broadcast, tracker=self.tracker)
 
     def _greeting(self) -> list[dict]:
         return [
@@ -31,7 +32,9 @@ class ExtensionState:
                 pid=os.getpid(),
                 interval_ms=self.monitor.interval_ms,
                 native=native.status().to_message(),
-            )
+            ),
+            # A figure for the panel at once, not only once a cell runs.
+            self.monitor.current_sample(),
         ]
 
     def _handle(self, message: dict) -> dict | None:
@@ -50,6 +53,23 @@ class ExtensionState:
         self.monitor.cell_finished(
             bool(getattr(result, "success", True)), execution_count=getattr(result, "execution_count", None)
         )
+
+
+def _create_tracker():
+    """The native allocator tracker for per-cell figures, or None.
+
+    Off when CYSCOPE_TRACKING=0, or when the native library is missing: the
+    panel then shows RSS figures only (and says why).
+    """
+    if os.environ.get("CYSCOPE_TRACKING", "1") == "0":
+        return None
+    try:
+        from .memory import create_cell_tracker
+
+        return create_cell_tracker()
+    except Exception as exc:
+        log.warning("cyscope: per-cell memory tracking off: %s", exc)
+        return None
 
 
 def _count_of_starting_cell(ipython) -> int:
@@ -109,6 +129,8 @@ def unload(ipython) -> None:
             pass
     state.monitor.stop()
     state.hub.unregister()
+    if state.tracker is not None:
+        state.tracker.close()
     try:
         from . import cython as cython_magic
 

@@ -127,6 +127,12 @@ class MemoryMonitor:
         self._send(protocol.cell(dict(record)))
         return record
 
+    def current_sample(self) -> dict:
+        """A sample taken now (running or not): sent to each new comm."""
+        with self._cond:
+            count = self._current["execution_count"] if self._current is not None else None
+        return self._sample_message(self._rss(), running=count is not None, execution_count=count)
+
     # -- sampling thread ------------------------------------------------------
     def _sample_message(self, rss: int, running: bool, execution_count: int | None) -> dict:
         native = self._tracker.snapshot() if self._tracker is not None else None

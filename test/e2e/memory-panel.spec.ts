@@ -85,6 +85,15 @@ test('loads cleanly, loads cyscope silently, streams live memory, adds a row per
     150 * 1024 * 1024
   );
 
+  // The native tracker's exact figures: 200 MiB allocated and kept.
+  await expect(
+    page.locator('#cyscope-memory-panel [data-cyscope="heap-box"]')
+  ).toBeVisible();
+  expect(parseBytes(cells[4])).toBeGreaterThan(190 * 1024 * 1024);
+  expect(parseBytes(cells[5].replace(/^\+/, ''))).toBeGreaterThan(
+    190 * 1024 * 1024
+  );
+
   const shot = await page.locator('#cyscope-memory-panel').screenshot();
   const out = path.join(REPO, 'test-results', 'memory-panel.png');
   fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -221,9 +221,14 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
       expect(hello.native.loaded).toBe(false);
       expect(hello.native.error).toMatch(/not found/);
     }
-    // An idle kernel sends nothing after the greeting.
+    // The greeting is hello plus one sample taken at once (so a panel has a
+    // figure before any cell runs); an idle kernel sends nothing after it.
     await new Promise(ok => setTimeout(ok, 300));
-    expect(session.data().map(d => d.type)).toEqual(['hello']);
+    expect(session.data().map(d => d.type)).toEqual(['hello', 'sample']);
+    const greeting = session.data()[1] as SampleMessage;
+    expect(greeting.running).toBe(false);
+    expect(greeting.execution_count).toBeNull();
+    expect(greeting.rss_bytes).toBeGreaterThan(0);
 
     const run = await session.runCell('import time; time.sleep(1)');
     expect(String(run.executionCount)).toBe(countBefore);
@@ -402,6 +407,11 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
       // its comm, the kernel stops sending to it.
       const other = await attach(s.client, { load: false });
       expect((await other.hello()).interval_ms).toBe(50);
+      await other.messages.find(
+        m => isType(m, 'sample'),
+        5000,
+        'the greeting sample'
+      );
       await other.close();
       const heard = other.messages.received.length;
       const after = await s.runCell('import time; time.sleep(0.3)');

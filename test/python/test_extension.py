@@ -61,10 +61,15 @@ def test_load_is_idempotent_and_registered(shell):
     assert current_state(shell) is state
 
 
-def test_hello_on_open(comm, validate_message):
+def test_hello_and_a_first_sample_on_open(comm, validate_message):
     (hello,) = comm.of_type("hello")
     validate_message(hello)
     assert hello["native"]["loaded"] is True
+    # The panel gets a figure at once, before any cell runs.
+    (sample,) = comm.of_type("sample")
+    validate_message(sample)
+    assert sample["running"] is False and sample["rss_bytes"] > 0
+    assert sample["native"]["current_bytes"] > 0
 
 
 def test_each_cell_gets_a_record_with_its_execution_count(shell, comm, validate_message):
@@ -77,6 +82,13 @@ def test_each_cell_gets_a_record_with_its_execution_count(shell, comm, validate_
     assert record["success"] is True
     assert record["rss_after"] - record["rss_before"] > 20 * 1024 * 1024
     assert record["rss_peak"] >= record["rss_after"]
+    # The native tracker's exact figures ride along: 30 MiB kept alive.
+    memory = record["memory"]
+    assert memory is not None
+    assert memory["net_bytes"] >= 30 * 1024 * 1024
+    assert memory["leaked_bytes"] >= 30 * 1024 * 1024
+    assert memory["peak_bytes"] >= 30 * 1024 * 1024
+    assert memory["allocations"] >= 1
 
 
 def test_a_failing_cell_is_recorded_as_failed(shell, comm):
@@ -93,8 +105,9 @@ def test_silent_execution_leaves_no_record(shell, comm):
 
 def test_samples_stream_while_a_cell_runs(shell, comm, validate_message):
     comm.deliver(protocol.parse_inbound({"v": 1, "type": "configure", "interval_ms": 50}))
+    greeting = len(comm.of_type("sample"))
     result = shell.run_cell("import time; time.sleep(0.6)", store_history=True)
-    samples = [validate_message(m) for m in comm.of_type("sample")]
+    samples = [validate_message(m) for m in comm.of_type("sample")[greeting:]]
     running = [s for s in samples if s["running"]]
     assert len(running) >= 6, f"only {len(running)} samples in 0.6 s at 50 ms"
     # Live samples name the cell by the number the user sees (IPython 8 and 9
