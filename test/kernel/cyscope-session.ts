@@ -14,71 +14,31 @@ import {
   KernelClient,
   REPO_ROOT
 } from '../support/kernel-client';
+import {
+  COMM_TARGET,
+  ICellMessage,
+  ICellRecord,
+  IErrorMessage,
+  IHelloMessage,
+  IHistoryMessage,
+  INativeStatus,
+  ISampleMessage,
+  KernelMessage
+} from '../../src/protocol';
 
-export const COMM_TARGET = 'cyscope';
+export { COMM_TARGET };
 export const LOAD_CODE = '%load_ext cyscope';
 
-// -- protocol types (mirror protocol/cyscope.schema.json) ---------------------
-
-export interface NativeStatus {
-  loaded: boolean;
-  abi: number | null;
-  path: string | null;
-  error: string | null;
-}
-
-export interface HelloMessage {
-  v: 1;
-  type: 'hello';
-  cyscope_version: string;
-  python: string;
-  pid: number;
-  interval_ms: number;
-  native: NativeStatus;
-}
-
-export interface SampleMessage {
-  v: 1;
-  type: 'sample';
-  t_ms: number;
-  rss_bytes: number;
-  running: boolean;
-  execution_count: number | null;
-  native: { current_bytes: number; peak_bytes: number } | null;
-}
-
-export interface CellRecord {
-  execution_count: number;
-  cell_id: string | null;
-  started_ms: number;
-  duration_ms: number;
-  rss_before: number;
-  rss_after: number;
-  rss_peak: number;
-  success: boolean;
-  memory: Record<string, number> | null;
-}
-
-export interface CellMessage {
-  v: 1;
-  type: 'cell';
-  record: CellRecord;
-}
-
-export interface HistoryMessage {
-  v: 1;
-  type: 'history';
-  records: CellRecord[];
-}
-
-export interface ErrorMessage {
-  v: 1;
-  type: 'error';
-  message: string;
-}
-
-export type KernelMessage =
-  HelloMessage | SampleMessage | CellMessage | HistoryMessage | ErrorMessage;
+// The protocol types are the frontend's own (src/protocol.ts), so these
+// tests hold the real kernel to exactly what the extension expects.
+export type NativeStatus = INativeStatus;
+export type HelloMessage = IHelloMessage;
+export type SampleMessage = ISampleMessage;
+export type CellRecord = ICellRecord;
+export type CellMessage = ICellMessage;
+export type HistoryMessage = IHistoryMessage;
+export type ErrorMessage = IErrorMessage;
+export type { KernelMessage };
 
 // -- schema -----------------------------------------------------------------
 
