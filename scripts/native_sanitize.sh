@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Native tests under AddressSanitizer + UBSan (native/build-asan) and under
+# Native tests under AddressSanitizer + UBSan (native/build-asan), the Python
+# memory tests against that sanitized library, and the native tests under
 # valgrind (plain build). Exits non-zero on any test failure or sanitizer /
 # valgrind error. CI runs this; it is too slow for `npm test`.
 set -euo pipefail
@@ -14,6 +15,20 @@ cmake --build native/build-asan -j2
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86:allocator_may_return_null=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 (cd native/build-asan && ctest --output-on-failure)
+
+# The Python memory tests against the sanitized library, in both
+# interpreters: libasan must come first in the process, hence LD_PRELOAD.
+# (CPython itself leaks by design at exit: leak detection off here.)
+echo "== memory pytest against native/build-asan/libcyscope.so"
+ASAN_SO=$(gcc -print-file-name=libasan.so)
+for py in .venv/bin/python /usr/bin/python3; do
+  [ -x "$py" ] || continue
+  echo "-- $py"
+  LD_PRELOAD="$ASAN_SO" ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=86:allocator_may_return_null=1" \
+    CYSCOPE_NATIVE_LIB="$PWD/native/build-asan/libcyscope.so" PYTHONPATH=python-shim \
+    "$py" -m pytest -q -p no:cacheprovider test/python/test_memory_tracker.py \
+    test/python/test_memory_robustness.py test/python/test_memory_kernel.py
+done
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== valgrind (native/build)"

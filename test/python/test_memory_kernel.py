@@ -95,7 +95,8 @@ def test_cells_are_tracked_and_attributed(kernel, tmp_path):
         "[(r.execution_count, r.leaked_bytes, r.net_bytes, r.leaks_by_line()[0]) for r in M.history()][-1]"
     )
     assert rep[0] == count
-    assert rep[1] >= 3_000_000 and rep[2] >= 3_000_000
+    # net also sees the kernel freeing a few unrelated blocks during the cell
+    assert rep[1] >= 3_000_000 and rep[2] >= 2_900_000
     top = rep[3]
     assert top["cell"] == count and top["line"] == 1 and top["kind"] == "python"
     assert top["bytes"] >= 3_000_000
