@@ -821,6 +821,24 @@ static inline void on_free(tstate *t, void *p) {
   acct_sub(t, block_bytes_untrack(p, &r, &had));
 }
 
+/* untracked() nesting lives in the high bits of tstate.off, the recursion
+ * guard in the low bits. */
+#define PAUSE_UNIT (1 << 16)
+
+/* A paused thread (untracked(), not inside the tracker itself) still
+ * releases blocks the tracker recorded: they were counted, so their bytes
+ * and records must go. Unrecorded blocks cannot be told apart and are left. */
+static inline int only_paused(const tstate *t) {
+  return t && !t->shared && t->off >= PAUSE_UNIT && !(t->off & (PAUSE_UNIT - 1));
+}
+
+static __attribute__((noinline)) void release_recorded(tstate *t, void *p) {
+  rec r;
+  if (atomic_load_explicit(&g_live_count, RLX) &&
+      atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX) && untrack_slow(p, &r))
+    acct_sub(t, r.size);
+}
+
 /* ------------------------------------------------------------------- hooks */
 #define HOOK_PROLOGUE_TS(t) \
   tstate *t = get_ts();     \
@@ -844,7 +862,10 @@ static void h_free(void *p) {
   HOOK_PROLOGUE_TS(t);
   /* Untrack before the real free: once freed, another thread may get the
    * same address from malloc and record it. */
-  if (LIKELY(active_)) on_free(t, p);
+  if (LIKELY(active_))
+    on_free(t, p);
+  else if (only_paused(t))
+    release_recorded(t, p);
   free(p);
 }
 
@@ -858,7 +879,22 @@ static void *h_calloc(size_t n, size_t sz) {
 
 static void *realloc_common(void *p, size_t n, uintptr_t ra, uintptr_t sp) {
   HOOK_PROLOGUE_TS(t);
-  if (!active_) return realloc(p, n);
+  if (!active_) {
+    if (!p || !only_paused(t)) return realloc(p, n);
+    rec r;
+    int had = atomic_load_explicit(&g_live_count, RLX) &&
+              atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX) &&
+              untrack_slow(p, &r);
+    void *q = realloc(p, n);
+    if (had && !q && n != 0) { /* failed: the block is still the caller's */
+      spin_lock(&g_table_lock);
+      live_insert(&r);
+      spin_unlock(&g_table_lock);
+    } else if (had) {
+      acct_sub(t, r.size);
+    }
+    return q;
+  }
   if (!p) {
     void *q = realloc(NULL, n);
     if (q) on_alloc(t, q, n, ra, sp);
@@ -953,7 +989,7 @@ static void *h_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t o
 
 static int h_munmap(void *addr, size_t len) {
   HOOK_PROLOGUE_TS(t);
-  if (active_ && atomic_load_explicit(&g_live_count, RLX) &&
+  if ((active_ || only_paused(t)) && atomic_load_explicit(&g_live_count, RLX) &&
       atomic_load_explicit(&g_filter[filter_slot((uintptr_t)addr)], RLX)) {
     rec r;
     spin_lock(&g_table_lock);
@@ -1230,10 +1266,10 @@ int cyscope_mem_thread_pause(int delta) {
   tstate *t = get_ts();
   if (!t || t->shared) return CYSCOPE_ESTATE;
   if (delta > 0) {
-    t->off++;
+    t->off += PAUSE_UNIT;
   } else if (delta < 0) {
-    if (t->off <= 0) return CYSCOPE_ESTATE;
-    t->off--;
+    if (t->off < PAUSE_UNIT) return CYSCOPE_ESTATE;
+    t->off -= PAUSE_UNIT;
   }
   return CYSCOPE_OK;
 }

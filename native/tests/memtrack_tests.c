@@ -302,6 +302,22 @@ static void test_pause_and_peak(void) {
   CHECK_EQ(cyscope_mem_thread_pause(-1), CYSCOPE_OK);
   cyscope_mem_totals t2 = totals();
   CHECK_EQ(t2.allocations, t1.allocations);
+  CHECK_EQ(cyscope_mem_thread_pause(-1), CYSCOPE_ESTATE); /* not paused */
+  /* A recorded block freed while paused still leaves the books. */
+  void *kept = sink = malloc(7000);
+  void *grown = sink = malloc(9000);
+  cyscope_mem_totals t3 = totals();
+  CHECK_EQ(t3.current_bytes - t2.current_bytes, 16000);
+  CHECK_EQ(cyscope_mem_thread_pause(1), CYSCOPE_OK);
+  free(kept);
+  grown = sink = realloc(grown, 20000); /* old record released, new block unseen */
+  CHECK_EQ(cyscope_mem_thread_pause(-1), CYSCOPE_OK);
+  cyscope_mem_totals t4 = totals();
+  CHECK_EQ(t4.current_bytes, t2.current_bytes);
+  CHECK_EQ(t4.live_records, t2.live_records);
+  CHECK_EQ(cyscope_mem_thread_pause(1), CYSCOPE_OK);
+  free(grown);
+  CHECK_EQ(cyscope_mem_thread_pause(-1), CYSCOPE_OK);
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
