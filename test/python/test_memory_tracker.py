@@ -365,3 +365,17 @@ def test_native_mode_attributes_c_api_allocations_to_pyx_line(tmp_path):
     assert all(n["name"] == "make" for n in nodes)
     assert any(n["kind"] == "native" for n in nodes[0]["children"])
     del keep
+
+
+def test_report_stacks_are_capped():
+    from cyscope.memory import _report
+
+    stats = [_report.StackBytes(1000 + i, 0, float(i + 1), 1.0, i + 1, 1) for i in range(10)]
+    capped = _report.cap_stacks(stats, limit=3)
+    assert len(capped) == 3
+    assert capped[0].bytes == 10 and capped[1].bytes == 9
+    assert capped[2].stack_id == 0 and capped[2].bytes == sum(range(1, 9)) and capped[2].records == 8
+    rep = _report.Report(leaks=[capped[2]])
+    fg = rep.flamegraph("leaks")
+    assert fg["bytes"] == 36
+    assert fg["children"][0]["name"] == "<other stacks>"

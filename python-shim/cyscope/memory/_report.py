@@ -30,6 +30,25 @@ def _stats(raw) -> list[StackBytes]:
     return [StackBytes(s.stack_id, s.epoch, s.bytes, s.count, s.exact_bytes, s.records) for s in raw]
 
 
+# A report keeps at most this many stacks per view (history holds 1000
+# reports); the rest are merged into one "<other stacks>" entry (stack id 0).
+MAX_STACKS_PER_VIEW = 5000
+
+
+def cap_stacks(stats: list[StackBytes], limit: int = MAX_STACKS_PER_VIEW) -> list[StackBytes]:
+    if len(stats) <= limit:
+        return stats
+    stats = sorted(stats, key=lambda s: -s.bytes)
+    kept, rest = stats[: limit - 1], stats[limit - 1 :]
+    other = StackBytes(0, 0, 0.0, 0.0, 0, 0)
+    for s in rest:
+        other.bytes += s.bytes
+        other.count += s.count
+        other.exact_bytes += s.exact_bytes
+        other.records += s.records
+    return [*kept, other]
+
+
 @dataclass
 class Report:
     """Memory of one region. Byte figures are ints; peak is relative to the start."""
@@ -229,6 +248,8 @@ def resolve_stack(stack_id: int, native: bool) -> list[_symbols.Frame]:
     frames (everything from the innermost _PyEval_EvalFrame outwards, which the
     Python frames already describe) are dropped.
     """
+    if stack_id == 0:
+        return [_symbols.Frame("<other stacks>", None, None, "native")]
     key = (stack_id, native)
     hit = _resolved.get(key)
     if hit is not None:

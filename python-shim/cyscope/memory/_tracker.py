@@ -199,6 +199,7 @@ class _Region:
                 rep.epochs = (self.epoch_lo, hi)
                 rep.leaks = _report.stats_live(self.epoch_lo, hi)
                 rep.leaked_bytes = round(sum(s.bytes for s in rep.leaks))
+                rep.leaks = _report.cap_stacks(rep.leaks)
                 # Stacks live at the peak, made in this region. When the region
                 # ends at (or above) its last snapshot, the end state is the best
                 # picture of the peak.
@@ -208,7 +209,7 @@ class _Region:
                     peak_stats = rep.leaks
                 else:
                     peak_stats = [s for s in _report._stats(snap[0]) if self.epoch_lo <= s.epoch <= hi]
-                rep.peak_stacks = peak_stats
+                rep.peak_stacks = _report.cap_stacks(peak_stats)
                 rep.allocated_stacks = []
                 s0 = self.stacks0
                 for s in stacks1:
@@ -216,6 +217,7 @@ class _Region:
                     b0, c0 = (s0[i].bytes, s0[i].count) if i < len(s0) else (0.0, 0.0)
                     if s.bytes - b0 > 0.5:
                         rep.allocated_stacks.append(_report.StackBytes(s.stack_id, 0, s.bytes - b0, s.count - c0, 0, 0))
+                rep.allocated_stacks = _report.cap_stacks(rep.allocated_stacks)
             finally:
                 # Even when interrupted half-way, the region closes: it leaves
                 # the open list and gives back its attach.
