@@ -12,6 +12,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { KernelChannel } from './channel';
+import { cythonPlugins } from './cython/plugin';
 import { watchCythonCells } from './cythonCells';
 import { cyscopeIcon } from './icons';
 import { MemoryPanel } from './memoryPanel';
@@ -89,4 +90,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate
 };
 
-export default plugin;
+export default [plugin, ...cythonPlugins];

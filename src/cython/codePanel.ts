@@ -1,0 +1,116 @@
+/**
+ * CythonCodePanel: the side view of `%%cython -a`. Shows the C generated
+ * for one line of an annotated cell, and the cell's other annotated lines
+ * to switch to. Holds only what it is shown; no kernel, no editor access.
+ */
+import { Widget } from '@lumino/widgets';
+
+import { shadeOf } from './layout';
+import { IAnnotation } from './payload';
+
+export const CODE_PANEL_ID = 'cyscope-cython-code';
+
+/** What the panel shows: one line of one annotated cell. */
+export interface ICodeView {
+  payload: IAnnotation;
+  line: number;
+  /** How the cell is named in the header, e.g. "cell [3]". */
+  cellLabel: string;
+}
+
+export class CythonCodePanel extends Widget {
+  constructor() {
+    super();
+    this.id = CODE_PANEL_ID;
+    this.addClass('cyscope-CythonCodePanel');
+    this.title.caption = 'C generated for a line of a %%cython -a cell';
+    this.node.tabIndex = -1;
+    this._render();
+  }
+
+  get view(): ICodeView | null {
+    return this._view;
+  }
+
+  set view(view: ICodeView | null) {
+    this._view = view;
+    this._render();
+  }
+
+  private _render(): void {
+    const node = this.node;
+    node.textContent = '';
+    const header = document.createElement('div');
+    header.className = 'cyscope-CythonCodePanel-header';
+    header.textContent = 'Generated C';
+    node.appendChild(header);
+    const view = this._view;
+    if (!view) {
+      node.appendChild(
+        this._text(
+          'div',
+          'cyscope-CythonCodePanel-notice',
+          'Run a cell with %%cython -a, then click one of its shaded lines (or the + beside it) to see the C Cython generated for it.'
+        )
+      );
+      return;
+    }
+    const { payload, line } = view;
+    const entry = payload.lines.find(l => l.line === line);
+    const score = entry?.score ?? 0;
+    node.appendChild(
+      this._text(
+        'div',
+        'cyscope-CythonCodePanel-title',
+        `${view.cellLabel}, line ${line}: score ${score}`
+      )
+    );
+    node.appendChild(
+      this._text(
+        'div',
+        'cyscope-CythonCodePanel-module',
+        `module ${payload.module}`
+      )
+    );
+
+    const lines = document.createElement('div');
+    lines.className = 'cyscope-CythonCodePanel-lines';
+    for (const l of payload.lines) {
+      if (l.code.trim() === '' && l.score === 0) {
+        continue;
+      }
+      const button = this._text(
+        'button',
+        `cyscope-CythonCodePanel-line cyscope-mod-shade-${shadeOf(l.score, payload.max_score)}`,
+        String(l.line)
+      ) as HTMLButtonElement;
+      button.type = 'button';
+      button.title = `line ${l.line}: score ${l.score}`;
+      button.dataset.line = String(l.line);
+      button.setAttribute('aria-pressed', String(l.line === line));
+      button.addEventListener('click', () => {
+        this.view = { ...view, line: l.line };
+      });
+      lines.appendChild(button);
+    }
+    node.appendChild(lines);
+
+    const code = entry?.code ?? '';
+    const pre = this._text(
+      'pre',
+      'cyscope-CythonCodePanel-code',
+      code.trim() === '' ? '/* no C generated for this line */' : code
+    );
+    pre.dataset.line = String(line);
+    node.appendChild(pre);
+  }
+
+  private _text(tag: string, className: string, text: string): HTMLElement {
+    const node = document.createElement(tag);
+    node.className = className;
+    node.textContent = text;
+    return node;
+  }
+
+  private _view: ICodeView | null = null;
+}

@@ -1,0 +1,83 @@
+/**
+ * `%%cython` in the editor: plugin wiring only. Registers the output
+ * renderers of the diagnostics and annotation payloads, draws them in
+ * the cells' editors (CellOverlays), and owns the side view of a line's
+ * generated C (CythonCodePanel), added to the right sidebar on first use.
+ */
+import {
+  ILabShell,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { CodeCell } from '@jupyterlab/cells';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { codeIcon } from '@jupyterlab/ui-components';
+
+import { CellOverlays } from './cellOverlays';
+import { CythonCodePanel } from './codePanel';
+import { IAnnotation } from './payload';
+import {
+  annotationRendererFactory,
+  diagnosticsRendererFactory,
+  RENDERER_RANK
+} from './renderers';
+
+export const CYTHON_EDITOR_PLUGIN_ID = 'jupyterlab-cyscope:cython-editor';
+
+namespace CommandIDs {
+  export const showCode = 'cyscope:show-cython-code';
+}
+
+function activate(
+  app: JupyterFrontEnd,
+  notebooks: INotebookTracker,
+  rendermime: IRenderMimeRegistry,
+  labShell: ILabShell | null
+): void {
+  rendermime.addFactory(diagnosticsRendererFactory, RENDERER_RANK);
+  rendermime.addFactory(annotationRendererFactory, RENDERER_RANK);
+
+  const codePanel = new CythonCodePanel();
+  codePanel.title.icon = codeIcon;
+  codePanel.title.label = labShell ? '' : 'Cython C';
+  const revealPanel = () => {
+    if (!codePanel.isAttached) {
+      app.shell.add(codePanel, 'right', { rank: 950 });
+    }
+    app.shell.activateById(codePanel.id);
+  };
+
+  const showCode = (cell: CodeCell, payload: IAnnotation, line: number) => {
+    const count = cell.model.executionCount;
+    codePanel.view = {
+      payload,
+      line,
+      cellLabel: count === null ? 'cell' : `cell [${count}]`
+    };
+    revealPanel();
+  };
+
+  const overlays = new CellOverlays({ showCode });
+  notebooks.forEach(panel => overlays.watch(panel));
+  notebooks.widgetAdded.connect((_, panel) => overlays.watch(panel));
+
+  app.commands.addCommand(CommandIDs.showCode, {
+    label: 'Show Generated C of a %%cython -a Line',
+    execute: revealPanel
+  });
+}
+
+const cythonEditorPlugin: JupyterFrontEndPlugin<void> = {
+  id: CYTHON_EDITOR_PLUGIN_ID,
+  description:
+    '%%cython in the editor: diagnostics on cell lines, annotation shading, the generated C of a line.',
+  autoStart: true,
+  requires: [INotebookTracker, IRenderMimeRegistry],
+  optional: [ILabShell],
+  activate
+};
+
+export const cythonPlugins: JupyterFrontEndPlugin<void>[] = [
+  cythonEditorPlugin
+];

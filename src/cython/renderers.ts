@@ -1,0 +1,231 @@
+/**
+ * Output renderers for the two `%%cython` MIME types. JupyterLab shows the
+ * richest representation it has a renderer for, so in JupyterLab these
+ * replace the kernel's text/plain (diagnostics) and Cython's HTML
+ * (annotation); other frontends keep those. Renderers only build DOM from
+ * the checked payload; moving the cursor or showing C is asked of the
+ * notebook with DOM events (./events).
+ */
+import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { Widget } from '@lumino/widgets';
+
+import { GOTO_LINE_EVENT, requestLine, SHOW_CODE_EVENT } from './events';
+import { darkestLine, shadeOf, SOURCE_NAMES } from './layout';
+import {
+  ANNOTATION_MIME,
+  describeDiagnostic,
+  DIAGNOSTICS_MIME,
+  IAnnotation,
+  IDiagnostics,
+  parseAnnotation,
+  parseDiagnostics,
+  Parsed
+} from './payload';
+
+/** Below text/html (50), so it wins over Cython's HTML annotation. */
+export const RENDERER_RANK = 30;
+
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className: string,
+  text?: string
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+abstract class PayloadRenderer<T>
+  extends Widget
+  implements IRenderMime.IRenderer
+{
+  constructor(
+    private readonly _mime: string,
+    className: string
+  ) {
+    super();
+    this.addClass('cyscope-CythonOutput');
+    this.addClass(className);
+  }
+
+  renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    this.node.textContent = '';
+    const parsed = this.parse(model.data[this._mime]);
+    if (parsed.ok) {
+      this.render(parsed.value);
+    } else {
+      this.renderError(parsed.error, model.data['text/plain']);
+    }
+    return Promise.resolve();
+  }
+
+  protected abstract parse(data: unknown): Parsed<T>;
+  protected abstract render(payload: T): void;
+
+  /** A malformed payload: say so, and keep the kernel's plain text. */
+  private renderError(error: string, plain: unknown): void {
+    this.addClass('cyscope-mod-malformed');
+    this.node.appendChild(element('div', 'cyscope-CythonOutput-error', error));
+    if (typeof plain === 'string' && plain !== '') {
+      this.node.appendChild(
+        element('pre', 'cyscope-CythonOutput-plain', plain)
+      );
+    }
+  }
+}
+
+/** Diagnostics: a clickable list, then the full compiler output, folded. */
+export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
+  constructor() {
+    super(DIAGNOSTICS_MIME, 'cyscope-Diagnostics');
+  }
+
+  protected parse(data: unknown): Parsed<IDiagnostics> {
+    return parseDiagnostics(data);
+  }
+
+  protected render(payload: IDiagnostics): void {
+    const errors = payload.diagnostics.filter(d => d.severity === 'error');
+    const warnings = payload.diagnostics.length - errors.length;
+    this.toggleClass('cyscope-mod-failed', !payload.ok);
+    const counts = [
+      errors.length ? plural(errors.length, 'error') : '',
+      warnings ? plural(warnings, 'warning') : ''
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const summary = payload.ok
+      ? `Cython: compiled${counts ? ` with ${counts}` : ''}`
+      : `Cython: build failed${counts ? `: ${counts}` : ''}`;
+    this.node.appendChild(
+      element('div', 'cyscope-Diagnostics-summary', summary)
+    );
+
+    const list = element('ul', 'cyscope-Diagnostics-list');
+    for (const d of payload.diagnostics) {
+      const item = element(
+        'li',
+        `cyscope-Diagnostics-item cyscope-mod-${d.severity}`
+      );
+      const text = describeDiagnostic(d);
+      const entry =
+        d.line === null
+          ? element('span', 'cyscope-Diagnostics-entry', text)
+          : element('button', 'cyscope-Diagnostics-entry', text);
+      if (entry instanceof HTMLButtonElement) {
+        const line = d.line as number;
+        entry.type = 'button';
+        entry.title = `Go to line ${line} of the cell`;
+        entry.dataset.line = String(line);
+        entry.addEventListener('click', () =>
+          requestLine(entry, GOTO_LINE_EVENT, line, d.column)
+        );
+      }
+      item.appendChild(entry);
+      item.appendChild(
+        element(
+          'span',
+          'cyscope-Diagnostics-source',
+          `[${SOURCE_NAMES[d.source]}]`
+        )
+      );
+      list.appendChild(item);
+    }
+    if (payload.diagnostics.length) {
+      this.node.appendChild(list);
+    }
+
+    if (payload.output.trim() !== '') {
+      const details = element('details', 'cyscope-Diagnostics-output');
+      const lines = payload.output.replace(/\n$/, '').split('\n').length;
+      details.appendChild(
+        element(
+          'summary',
+          '',
+          `Full compiler output (${plural(lines, 'line')})`
+        )
+      );
+      details.appendChild(element('pre', '', payload.output));
+      this.node.appendChild(details);
+    }
+  }
+}
+
+/** Annotation: a one-line summary; the shading itself is in the editor. */
+export class AnnotationRenderer extends PayloadRenderer<IAnnotation> {
+  constructor() {
+    super(ANNOTATION_MIME, 'cyscope-Annotation');
+  }
+
+  protected parse(data: unknown): Parsed<IAnnotation> {
+    return parseAnnotation(data);
+  }
+
+  protected render(payload: IAnnotation): void {
+    const summary = element('div', 'cyscope-Annotation-summary');
+    const shaded = payload.lines.filter(l => l.score > 0).length;
+    summary.appendChild(
+      document.createTextNode(
+        `Cython annotation: ${plural(payload.lines.length, 'line')}, ${shaded} with Python interaction`
+      )
+    );
+    const darkest = darkestLine(payload);
+    if (darkest) {
+      summary.appendChild(document.createTextNode('; darkest '));
+      const button = element(
+        'button',
+        `cyscope-Annotation-line cyscope-mod-shade-${shadeOf(darkest.score, payload.max_score)}`,
+        `line ${darkest.line}`
+      );
+      button.type = 'button';
+      button.title = `Show the C generated for line ${darkest.line}`;
+      button.dataset.line = String(darkest.line);
+      button.addEventListener('click', () =>
+        requestLine(button, SHOW_CODE_EVENT, darkest.line)
+      );
+      summary.appendChild(button);
+      summary.appendChild(
+        document.createTextNode(
+          ` (score ${darkest.score}). Click a shaded line in the cell to see its C.`
+        )
+      );
+    } else {
+      summary.appendChild(
+        document.createTextNode(
+          '. No line calls into Python: all of it is plain C.'
+        )
+      );
+    }
+    this.node.appendChild(summary);
+    if (payload.html_path) {
+      this.node.appendChild(
+        element(
+          'div',
+          'cyscope-Annotation-path',
+          `Cython's HTML report: ${payload.html_path}`
+        )
+      );
+    }
+  }
+}
+
+export const diagnosticsRendererFactory: IRenderMime.IRendererFactory = {
+  safe: true,
+  mimeTypes: [DIAGNOSTICS_MIME],
+  defaultRank: RENDERER_RANK,
+  createRenderer: () => new DiagnosticsRenderer()
+};
+
+export const annotationRendererFactory: IRenderMime.IRendererFactory = {
+  safe: true,
+  mimeTypes: [ANNOTATION_MIME],
+  defaultRank: RENDERER_RANK,
+  createRenderer: () => new AnnotationRenderer()
+};
