@@ -257,7 +257,7 @@ def resolve_stack(stack_id: int, native: bool) -> list[_symbols.Frame]:
     raw = _lib.stack_frames(stack_id)
     py = [_symbols.python_frame(fid, line) for fid, line, kind in raw if kind == _lib.FRAME_PYTHON]
     pcs = [fid for fid, _line, kind in raw if kind == _lib.FRAME_NATIVE]
-    nat = _symbols.native_frames(pcs)
+    nat = _symbols.native_frames(pcs, full=native)
     natives = []
     for pc in pcs:  # innermost first
         fr = nat.get(pc)

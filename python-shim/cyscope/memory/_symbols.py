@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ _cell_ids: dict[int, str | None] = {}
 _cell_files: dict[str, int] = {}
 
 _code_cache: dict[int, tuple[str, str, int]] = {}
-_native_cache: dict[int, Frame | None] = {}
+_native_cache: dict[tuple[int, bool], Frame] = {}
 _cmap_cache: dict[str, tuple[list[int], list[tuple[str, int]]] | None] = {}
 
 _MARKER = re.compile(r'^\s*/\* "([^"]+\.(?:pyx|pxd|pxi|py))":(\d+)\s*$')
@@ -86,6 +87,10 @@ def cell_id_of(execution_count: int | None) -> str | None:
 
 
 def _ipython_filename_map() -> dict:
+    # Only a process that already runs IPython has cells (importing it here
+    # would cost a plain script ~40 ms for nothing).
+    if "IPython" not in sys.modules:
+        return {}
     try:
         from IPython import get_ipython  # type: ignore
     except Exception:
@@ -220,27 +225,55 @@ def _cython_frame(chain: list[tuple[str, str, int]]) -> Frame | None:
     return None
 
 
-def native_frames(pcs: list[int]) -> dict[int, Frame]:
-    """Symbolise return addresses, in one addr2line run per object."""
+_cython_objects: dict[str, bool] = {}
+
+
+def is_cython_object(path: str) -> bool:
+    """Is this loaded shared object a Cython extension module?
+
+    Cython defines a global ``__pyx_module_is_main_<module>`` in every
+    module; look it up through a no-load handle (cheap). A module built with
+    -fvisibility=hidden hides it: its frames then show only with native=True.
+    """
+    hit = _cython_objects.get(path)
+    if hit is not None:
+        return hit
+    result = False
+    module = os.path.basename(path).split(".", 1)[0]
+    try:
+        handle = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        result = hasattr(handle, f"__pyx_module_is_main_{module}")
+    except OSError:
+        pass
+    _cython_objects[path] = result
+    return result
+
+
+def native_frames(pcs: list[int], full: bool = False) -> dict[int, Frame]:
+    """Symbolise return addresses, in one addr2line run per object.
+
+    full=False (reports without native stacks) only needs Cython frames:
+    addr2line runs on Cython modules only, other objects get dladdr's name.
+    """
     todo: dict[str, list[tuple[int, int, str | None]]] = {}
     out: dict[int, Frame] = {}
     for pc in pcs:
-        if pc in _native_cache:
-            cached = _native_cache[pc]
-            if cached is not None:
-                out[pc] = cached
+        cached = _native_cache.get((pc, full))
+        if cached is not None:
+            out[pc] = cached
             continue
         info = _DlInfo()
         # pc is a return address: pc - 1 is inside the call instruction.
         if not _dladdr(ctypes.c_void_p(pc - 1), ctypes.byref(info)) or not info.dli_fname:
             frame = Frame(name=hex(pc), file=None, line=None, kind="native")
-            _native_cache[pc] = out[pc] = frame
+            _native_cache[(pc, full)] = out[pc] = frame
             continue
         obj = info.dli_fname.decode("utf-8", "replace")
         sname = info.dli_sname.decode("utf-8", "replace") if info.dli_sname else None
         todo.setdefault(obj, []).append((pc, pc - 1 - (info.dli_fbase or 0), sname))
     for obj, items in todo.items():
-        resolved = _addr2line(obj, [off for _, off, _ in items]) if obj.endswith(".so") else None
+        wanted = full or is_cython_object(obj)
+        resolved = _addr2line(obj, [off for _, off, _ in items]) if wanted else None
         for i, (pc, off, sname) in enumerate(items):
             frame = None
             if resolved:
@@ -251,7 +284,9 @@ def native_frames(pcs: list[int]) -> dict[int, Frame]:
                     frame = Frame(name=func, file=path if path != "??" else obj, line=cline or None, kind="native")
             if frame is None:
                 frame = Frame(name=sname or f"{os.path.basename(obj)}+{off:#x}", file=obj, line=None, kind="native")
-            _native_cache[pc] = out[pc] = frame
+            _native_cache[(pc, full)] = out[pc] = frame
+    if len(_native_cache) > 500_000:
+        _native_cache.clear()
     return out
 
 
