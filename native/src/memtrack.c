@@ -1149,6 +1149,16 @@ int cyscope_mem_detach(void) {
   } else if (--g_refs == 0) {
     ct_got_restore_all();
     atomic_store_explicit(&g_attached, 0, memory_order_release);
+    /* Frees are no longer seen: records of live blocks would go stale (and
+     * a reused address could later match one). Stacks and code entries stay,
+     * so ids in existing reports remain valid. */
+    spin_lock(&g_table_lock);
+    if (g_live) memset(g_live, 0, g_live_cap * sizeof(rec));
+    g_live_used = 0;
+    atomic_store_explicit(&g_live_count, 0, RLX);
+    for (size_t i = 0; i < (1u << FILTER_BITS); i++) atomic_store_explicit(&g_filter[i], 0, RLX);
+    g_snap_n = 0;
+    spin_unlock(&g_table_lock);
   }
   pthread_mutex_unlock(&g_patch_lock);
   return rc;

@@ -10,6 +10,7 @@ Public names:
     untracked()                       pause accounting on this thread
     live_by_cell()                    bytes alive now, by allocating cell
     create_cell_tracker()             the kernel monitor's CellTracker (or None)
+    stats()                           the tracker's own counters and memory
     register_cython_source(pyx, execution_count, cell_id)
 """
 
@@ -23,6 +24,7 @@ from ._tracker import (
     create_cell_tracker,
     history,
     live_by_cell,
+    stats,
     track,
     unavailable_reason,
     untracked,
@@ -36,6 +38,7 @@ __all__ = [
     "history",
     "live_by_cell",
     "register_cython_source",
+    "stats",
     "track",
     "unavailable_reason",
     "untracked",

@@ -310,6 +310,26 @@ def live_by_cell() -> dict:
     return {k: round(v) for k, v in out.items()}
 
 
+def stats() -> dict:
+    """The tracker's own state: counters since the first attach and its memory."""
+    if _lib.lib() is None:
+        return {"available": False, "reason": unavailable_reason()}
+    t = _lib.totals()
+    return {
+        "available": True,
+        "attached": bool(t.attached),
+        "allocated_bytes": int(t.allocated_bytes),
+        "allocations": int(t.allocations),
+        "freed_bytes": int(t.freed_bytes),
+        "frees": int(t.frees),
+        "change_since_attach_bytes": int(t.current_bytes),
+        "live_records": int(t.live_records),
+        "stacks": int(t.stacks),
+        "tracker_bytes": int(t.tracker_bytes),
+        "patched_slots": int(t.patched_slots),
+    }
+
+
 class _MallInfo2(ctypes.Structure):
     _fields_ = [
         (n, ctypes.c_size_t)
