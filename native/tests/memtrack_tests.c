@@ -401,8 +401,37 @@ static void test_concurrency(void) {
   CHECK_EQ(scan_patched(), 0);
 }
 
+/* Default mode counts unrecorded blocks by usable size: within 1% of the
+ * request from 4 KiB up, and every byte added is removed on free. */
+static void test_usable_size_bound(void) {
+  cyscope_mem_config c = config(0, 0);
+  c.sample_bytes = 1ull << 50; /* no sampling: every block below the threshold unrecorded */
+  c.record_threshold = 1ull << 40;
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  static const size_t sizes[] = {4096, 4097, 5000, 12345, 65536, 100000, 131073, 999999, 1000003};
+  enum { NS = sizeof sizes / sizeof sizes[0] };
+  void *ptrs[NS];
+  int ok = 1;
+  cyscope_mem_totals t0 = totals();
+  for (int i = 0; i < NS; i++) {
+    cyscope_mem_totals a = totals();
+    ptrs[i] = sink = malloc(sizes[i]);
+    cyscope_mem_totals b = totals();
+    uint64_t counted = b.allocated_bytes - a.allocated_bytes;
+    if (counted < sizes[i] || counted > sizes[i] + sizes[i] / 100) {
+      ok = 0;
+      fprintf(stderr, "size %zu counted as %llu\n", sizes[i], (unsigned long long)counted);
+    }
+  }
+  CHECK(ok);
+  for (int i = 0; i < NS; i++) free(ptrs[i]);
+  CHECK_EQ(totals().current_bytes, t0.current_bytes);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
 int main(void) {
   test_known_pattern_default();
+  test_usable_size_bound();
   test_variants_exact();
   test_leak_record();
   test_mmap();
