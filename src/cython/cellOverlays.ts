@@ -81,9 +81,11 @@ export class CellOverlays {
     };
     this._cells.set(cell, state);
     const refresh = () => this._refresh(cell, state);
-    cell.model.outputs.changed.connect(refresh);
+    // The model is gone by the time the cell says it is disposed.
+    const outputs = cell.model.outputs;
+    outputs.changed.connect(refresh);
     cell.disposed.connect(() => {
-      cell.model.outputs.changed.disconnect(refresh);
+      outputs.changed.disconnect(refresh);
       this._cells.delete(cell);
     });
     void cell.ready.then(refresh);
