@@ -678,7 +678,11 @@ static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint6
   sp ^= (uintptr_t)__builtin_frame_address(0);
   uintptr_t pyf = py_top_frame();
   uintptr_t pykey = py_key(pyf);
-  int native = atomic_load_explicit(&g_native, RLX);
+  /* Sampled records are rare, so they always get a native stack: that is how
+   * an allocation Cython code makes through the C API (a list, a bytes
+   * object) reaches its .pyx line without native=1. Exact mode records every
+   * block and unwinds only when asked to. */
+  int native = atomic_load_explicit(&g_native, RLX) || !atomic_load_explicit(&g_exact, RLX);
   uint32_t stack = 0;
   size_t ci = (size_t)(((ra ^ (sp << 7) ^ pykey) * 0x9E3779B97F4A7C15ull) >> 58);
   if (t->ck[ci].native == native && t->ck[ci].ra == ra && t->ck[ci].sp == sp &&

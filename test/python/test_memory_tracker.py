@@ -379,3 +379,19 @@ def test_report_stacks_are_capped():
     fg = rep.flamegraph("leaks")
     assert fg["bytes"] == 36
     assert fg["children"][0]["name"] == "<other stacks>"
+
+
+def test_default_mode_samples_reach_pyx_line_through_c_api(tmp_path):
+    # Sampled records carry a native stack, so even without native=True the
+    # bytes Cython code allocates through the C API land on its .pyx line.
+    mod, _ = build_module(tmp_path, "cyscope_mem_api_default", API_ALLOC)
+    with memory.track() as report:
+        keep = mod.make(20_000)  # about 20 MB of bytearrays, ~40 samples
+    line = line_of(API_ALLOC, "API-LINE")
+    nodes = _find_all(report.flamegraph("leaks"), lambda n: n["kind"] == "cython" and n["line"] == line)
+    assert nodes, report.to_folded("leaks")
+    estimate = sum(n["bytes"] for n in nodes)
+    # Unbiased estimate; its standard deviation is sqrt(512 KiB x 20 MB) = 16 %.
+    assert 0.4 * 20_000 * 1000 < estimate < 1.6 * 20_000 * 1000
+    assert all(c["kind"] != "native" for n in nodes for c in n["children"])  # native frames hidden
+    del keep
