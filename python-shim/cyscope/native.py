@@ -68,9 +68,7 @@ def unsafe_location_reason(path: Path) -> str | None:
             return f"cannot stat {target}: {exc.strerror}"
         if st.st_uid not in (uid, 0):
             return f"{target} is owned by another user (uid {st.st_uid})"
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
-            target.is_dir() and st.st_mode & stat.S_ISVTX
-        ):
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (target.is_dir() and st.st_mode & stat.S_ISVTX):
             return f"{target} is writable by other users"
     return None
 
