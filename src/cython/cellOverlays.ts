@@ -80,7 +80,14 @@ export class CellOverlays {
       payload: null
     };
     this._cells.set(cell, state);
-    const refresh = () => this._refresh(cell, state);
+    const refresh = () => {
+      // A payload must never break the notebook: report, draw nothing.
+      try {
+        this._refresh(cell, state);
+      } catch (error) {
+        console.warn('cyscope: could not draw the %%cython overlay', error);
+      }
+    };
     // The model is gone by the time the cell says it is disposed.
     const outputs = cell.model.outputs;
     outputs.changed.connect(refresh);

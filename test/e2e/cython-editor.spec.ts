@@ -184,6 +184,67 @@ test('a C compiler error in verbatim C is marked on its cell line', async ({
   expect(consoleErrors).toEqual([]);
 });
 
+test('a saved notebook shows its markers on open; a malformed payload is refused', async ({
+  page,
+  server,
+  consoleErrors
+}) => {
+  const cell = (id: string, source: string, data: object) => ({
+    cell_type: 'code',
+    execution_count: 1,
+    id,
+    metadata: {},
+    outputs: [{ output_type: 'display_data', data, metadata: {} }],
+    source
+  });
+  const notebook = JSON.parse(notebookJson('python3', 'Python 3 (ipykernel)'));
+  notebook.cells = [
+    cell('saved', CYTHON_ERROR, {
+      [DIAGNOSTICS_MIME]: {
+        v: 1,
+        ok: false,
+        module: 'm',
+        diagnostics: [
+          {
+            severity: 'error',
+            line: 3,
+            column: 16,
+            message: 'undeclared name not builtin: y',
+            source: 'cython'
+          }
+        ],
+        output: ''
+      },
+      'text/plain': 'line 3, column 16: error: undeclared name not builtin: y'
+    }),
+    cell('future', CYTHON_ERROR, {
+      [DIAGNOSTICS_MIME]: { v: 2, ok: false, diagnostics: [], output: '' },
+      'text/plain': 'line 3: error: from a newer kernel'
+    })
+  ];
+  fs.writeFileSync(
+    path.join(server.rootDir, 'cython-editor-saved.ipynb'),
+    JSON.stringify(notebook)
+  );
+  await openNotebook(page, server, 'cython-editor-saved.ipynb');
+  const cells = page.locator('.jp-NotebookPanel:visible .jp-CodeCell');
+  await expect(cells.nth(0).locator('.cm-line').nth(2)).toHaveClass(
+    /cyscope-cm-diagnosticLine/
+  );
+  await expect(cells.nth(0).locator('.cyscope-Diagnostics-entry')).toHaveText(
+    /^line 3, column 16: error/
+  );
+  const refused = cells.nth(1);
+  await expect(refused.locator('.cyscope-CythonOutput-error')).toHaveText(
+    /^Malformed cyscope diagnostics payload: version 2 is not supported/
+  );
+  await expect(refused.locator('.cyscope-CythonOutput-plain')).toHaveText(
+    'line 3: error: from a newer kernel'
+  );
+  await expect(refused.locator('.cyscope-cm-diagnosticLine')).toHaveCount(0);
+  expect(consoleErrors).toEqual([]);
+});
+
 /** Shaded lines, clicking one shows its C; returns the annotation payload. */
 async function annotateAndOpen(page: Page): Promise<any> {
   await runCell(page, ANNOTATED);
@@ -342,7 +403,6 @@ test('-a shading is readable in the dark theme', async ({
     // Click away from the cell so the line shows its resting look.
     await page.mouse.move(0, 0);
     const lines = await shadeReadability(page);
-    console.log('dark shade readability', JSON.stringify(lines));
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) {
       expect(line.alpha).toBeGreaterThan(0);
