@@ -70,6 +70,13 @@ export class CellOverlays {
     });
   }
 
+  /** The annotation drawn from a cell's outputs, if any. */
+  annotationOf(cell: Cell): IAnnotation | null {
+    return cell instanceof CodeCell
+      ? (this._cells.get(cell)?.payload ?? null)
+      : null;
+  }
+
   private _watch(cell: Cell): void {
     if (!(cell instanceof CodeCell) || this._cells.has(cell)) {
       return;

@@ -180,7 +180,7 @@ const diagnosticTooltip = hoverTooltip((view, pos) => {
     above: true,
     create: () => {
       const dom = document.createElement('div');
-      dom.className = 'cyscope-cm-tooltip';
+      dom.className = `cyscope-cm-tooltip cyscope-mod-${mark.severity}`;
       for (const message of mark.messages) {
         const row = document.createElement('div');
         row.className = message.startsWith('error')

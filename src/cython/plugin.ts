@@ -62,9 +62,18 @@ function activate(
   notebooks.forEach(panel => overlays.watch(panel));
   notebooks.widgetAdded.connect((_, panel) => overlays.watch(panel));
 
+  // Keyboard route to the same view: the C of the cursor's line.
   app.commands.addCommand(CommandIDs.showCode, {
-    label: 'Show Generated C of a %%cython -a Line',
-    execute: revealPanel
+    label: 'Show Generated C of the Current %%cython -a Line',
+    execute: () => {
+      const cell = notebooks.activeCell;
+      const payload = cell ? overlays.annotationOf(cell) : null;
+      if (cell instanceof CodeCell && payload && cell.editor) {
+        showCode(cell, payload, cell.editor.getCursorPosition().line + 1);
+      } else {
+        revealPanel();
+      }
+    }
   });
 }
 

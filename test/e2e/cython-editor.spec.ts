@@ -295,6 +295,16 @@ async function annotateAndOpen(page: Page): Promise<any> {
   );
   await cell.locator('.cyscope-Annotation-line').click();
   await expect(code).toHaveAttribute('data-line', String(darkest.line));
+
+  // Keyboard route: the command shows the C of the cursor's line.
+  await page.evaluate(async line => {
+    const app = (window as any).jupyterapp;
+    const notebook = app.shell.currentWidget.content;
+    notebook.activeCell.editor.setCursorPosition({ line, column: 0 });
+    await app.commands.execute('cyscope:show-cython-code');
+  }, other.line - 1);
+  await expect(code).toHaveAttribute('data-line', String(other.line));
+  await cell.locator('.cyscope-Annotation-line').click();
   return payload;
 }
 
