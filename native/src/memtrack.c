@@ -668,6 +668,45 @@ static inline tstate *get_ts(void) {
 }
 
 /* --------------------------------------------------------------- recording */
+/* Capture and intern the calling stack (cache miss path). Kept out of
+ * record_block so the cache-hit path has a small stack frame. */
+static __attribute__((noinline)) uint32_t capture_stack(uintptr_t pyf, int native, uintptr_t ra) {
+  uint32_t stack;
+  cyscope_mem_frame frames[MAX_FRAMES];
+  pyraw py[MAX_FRAMES / 2];
+  int npy = walk_python(pyf, py, MAX_FRAMES / 2);
+  int n = 0;
+  if (native) {
+    uintptr_t pcs[MAX_FRAMES / 2];
+    unw_ctx u = {pcs, 0, MAX_FRAMES / 2};
+    _Unwind_Backtrace(unw_cb, &u);
+    for (int i = 0; i < u.n; i++) {
+      frames[n].id = pcs[i];
+      frames[n].line = 0;
+      frames[n].kind = CYSCOPE_FRAME_NATIVE;
+      n++;
+    }
+  } else if (ra) {
+    frames[n].id = ra;
+    frames[n].line = 0;
+    frames[n].kind = CYSCOPE_FRAME_NATIVE;
+    n++;
+  }
+  int lines[MAX_FRAMES / 2];
+  for (int i = 0; i < npy; i++)
+    lines[i] = PyCode_Addr2Line ? PyCode_Addr2Line((void *)py[i].code, py[i].addr) : 0;
+  spin_lock(&g_table_lock);
+  for (int i = 0; i < npy && n < MAX_FRAMES; i++) {
+    frames[n].id = code_intern(py[i].code);
+    frames[n].line = lines[i];
+    frames[n].kind = CYSCOPE_FRAME_PYTHON;
+    n++;
+  }
+  stack = stack_intern(frames, n);
+  spin_unlock(&g_table_lock);
+  return stack;
+}
+
 /* Record a block with its stack. Stacks are captured before taking the table
  * lock: unwinding can take the loader lock, and a thread inside dlopen may be
  * waiting for our lock from a malloc hook. */
@@ -691,38 +730,7 @@ static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint6
      * previous record: reuse its stack instead of unwinding again. */
     stack = t->ck[ci].stack;
   } else {
-    cyscope_mem_frame frames[MAX_FRAMES];
-    pyraw py[MAX_FRAMES / 2];
-    int npy = walk_python(pyf, py, MAX_FRAMES / 2);
-    int n = 0;
-    if (native) {
-      uintptr_t pcs[MAX_FRAMES / 2];
-      unw_ctx u = {pcs, 0, MAX_FRAMES / 2};
-      _Unwind_Backtrace(unw_cb, &u);
-      for (int i = 0; i < u.n; i++) {
-        frames[n].id = pcs[i];
-        frames[n].line = 0;
-        frames[n].kind = CYSCOPE_FRAME_NATIVE;
-        n++;
-      }
-    } else if (ra) {
-      frames[n].id = ra;
-      frames[n].line = 0;
-      frames[n].kind = CYSCOPE_FRAME_NATIVE;
-      n++;
-    }
-    int lines[MAX_FRAMES / 2];
-    for (int i = 0; i < npy; i++)
-      lines[i] = PyCode_Addr2Line ? PyCode_Addr2Line((void *)py[i].code, py[i].addr) : 0;
-    spin_lock(&g_table_lock);
-    for (int i = 0; i < npy && n < MAX_FRAMES; i++) {
-      frames[n].id = code_intern(py[i].code);
-      frames[n].line = lines[i];
-      frames[n].kind = CYSCOPE_FRAME_PYTHON;
-      n++;
-    }
-    stack = stack_intern(frames, n);
-    spin_unlock(&g_table_lock);
+    stack = capture_stack(pyf, native, ra);
     t->ck[ci].ra = ra;
     t->ck[ci].sp = sp;
     t->ck[ci].py = pykey;
