@@ -15,6 +15,17 @@
 
 #include "memtrack_internal.h"
 
+/* Relocation types that hold a function's address in a GOT slot. */
+#if defined(__x86_64__)
+#define CT_R_JUMP_SLOT R_X86_64_JUMP_SLOT
+#define CT_R_GLOB_DAT R_X86_64_GLOB_DAT
+#elif defined(__aarch64__)
+#define CT_R_JUMP_SLOT R_AARCH64_JUMP_SLOT
+#define CT_R_GLOB_DAT R_AARCH64_GLOB_DAT
+#else
+#error "cyscope's GOT patching supports x86_64 and aarch64"
+#endif
+
 typedef struct slot_rec {
   void **addr;
   void *orig; /* value before patching (may be a lazy-binding PLT stub) */
@@ -91,7 +102,7 @@ static void patch_relocs(patch_ctx *ctx, uintptr_t base, const ElfW(Rela) * rel,
                          uintptr_t rhi) {
   for (size_t i = 0; i < nrel; i++) {
     unsigned type = ELF64_R_TYPE(rel[i].r_info);
-    if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+    if (type != CT_R_JUMP_SLOT && type != CT_R_GLOB_DAT) continue;
     size_t symi = ELF64_R_SYM(rel[i].r_info);
     if (symi == 0) continue;
     const char *name = strtab + symtab[symi].st_name;

@@ -45,6 +45,13 @@ extern int Py_IsInitialized(void) __attribute__((weak));
 extern int PyCode_Addr2Line(void *code, int addr) __attribute__((weak));
 
 /* ---------------------------------------------------------------- spinlock */
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
 typedef struct {
   atomic_int v;
 } spin_t;
@@ -57,7 +64,7 @@ static inline void spin_lock(spin_t *l) {
       if (++spins > 200)
         sched_yield();
       else
-        __builtin_ia32_pause();
+        CPU_RELAX();
     }
   }
 }
