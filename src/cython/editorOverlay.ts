@@ -218,6 +218,9 @@ export function cythonOverlay(showCode: ShowCode): Extension {
     diagnosticTooltip,
     EditorView.domEventHandlers({
       click: (event, view) => {
+        if (!view.state.selection.main.empty) {
+          return false; // a drag that selected text, not a click on a line
+        }
         const pos = view.posAtCoords({ x: event.clientX, y: event.clientY });
         if (pos === null) {
           return false;
