@@ -40,13 +40,13 @@ export class MemoryPanel extends Widget {
       <div class="cyscope-CellTable-scroll">
       <table class="cyscope-CellTable" data-cyscope="cells">
         <thead><tr>
-          <th title="Execution count">Cell</th>
-          <th>Time</th>
-          <th title="RSS after minus RSS before the cell">Δ RSS</th>
-          <th title="Highest RSS sampled during the cell">Peak RSS</th>
-          <th class="cyscope-HeapColumn" title="Heap peak during the cell (native tracker)">Heap peak</th>
-          <th class="cyscope-HeapColumn" title="Heap live at end minus start (native tracker)">Net</th>
-          <th class="cyscope-HeapColumn" title="Allocations made in the cell (native tracker)">Allocs</th>
+          <th data-column="cell" title="Execution count">Cell</th>
+          <th data-column="time">Time</th>
+          <th data-column="heap-peak" class="cyscope-HeapColumn" title="Heap peak during the cell (exact, native tracker)">Heap peak</th>
+          <th data-column="heap-net" class="cyscope-HeapColumn" title="Heap live at end minus at start (exact, native tracker)">Net</th>
+          <th data-column="rss-delta" title="RSS after minus RSS before the cell">Δ RSS</th>
+          <th data-column="rss-peak" title="Highest RSS sampled during the cell">Peak RSS</th>
+          <th data-column="allocations" class="cyscope-HeapColumn" title="Allocations made in the cell (native tracker)">Allocs</th>
         </tr></thead>
         <tbody></tbody>
       </table>
@@ -188,20 +188,23 @@ export class MemoryPanel extends Widget {
     tr.title =
       `RSS ${formatBytes(r.rss_before)} → ${formatBytes(r.rss_after)}` +
       (r.success ? '' : ' (the cell raised)');
-    const cells: [string, string][] = [
-      [`[${r.execution_count}]`, ''],
-      [formatDuration(r.duration_ms), ''],
-      [formatDelta(r.rss_after - r.rss_before), ''],
-      [formatBytes(r.rss_peak), ''],
-      [r.memory ? formatBytes(r.memory.peak_bytes) : '–', 'cyscope-HeapColumn'],
-      [r.memory ? formatDelta(r.memory.net_bytes) : '–', 'cyscope-HeapColumn'],
-      [r.memory ? String(r.memory.allocations) : '–', 'cyscope-HeapColumn']
+    // Heap figures first: exact, and what a narrow sidebar should show.
+    const heap = r.memory;
+    const cells: [string, string, boolean][] = [
+      ['cell', `[${r.execution_count}]`, false],
+      ['time', formatDuration(r.duration_ms), false],
+      ['heap-peak', heap ? formatBytes(heap.peak_bytes) : '–', true],
+      ['heap-net', heap ? formatDelta(heap.net_bytes) : '–', true],
+      ['rss-delta', formatDelta(r.rss_after - r.rss_before), false],
+      ['rss-peak', formatBytes(r.rss_peak), false],
+      ['allocations', heap ? String(heap.allocations) : '–', true]
     ];
-    for (const [text, className] of cells) {
+    for (const [column, text, isHeap] of cells) {
       const td = document.createElement('td');
+      td.dataset.column = column;
       td.textContent = text;
-      if (className) {
-        td.className = className;
+      if (isHeap) {
+        td.className = 'cyscope-HeapColumn';
       }
       tr.appendChild(td);
     }

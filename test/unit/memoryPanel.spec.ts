@@ -38,7 +38,9 @@ describe('MemoryPanel', () => {
     const rows = [...panel.node.querySelectorAll('tbody tr')] as HTMLElement[];
     expect(rows.map(r => r.dataset.executionCount)).toEqual(['7', '6']);
     expect(rows[0].classList.contains('cyscope-mod-failed')).toBe(true);
-    expect(rows[1].querySelectorAll('td')[2].textContent).toBe('+200 B');
+    expect(
+      rows[1].querySelector('[data-column="rss-delta"]')?.textContent
+    ).toBe('+200 B');
     // Heap columns stay hidden until a row carries tracker figures.
     expect(panel.hasClass('cyscope-mod-noHeap')).toBe(true);
     channel.emit({
@@ -57,14 +59,14 @@ describe('MemoryPanel', () => {
     });
     await frame();
     expect(panel.hasClass('cyscope-mod-noHeap')).toBe(false);
-    const newest = panel.node
-      .querySelectorAll('tbody tr')[0]
-      .querySelectorAll('td');
-    expect([...newest].slice(4).map(td => td.textContent)).toEqual([
-      '2.0 KiB',
-      '-1.0 KiB',
-      '3'
-    ]);
+    const newest = panel.node.querySelectorAll('tbody tr')[0];
+    const column = (name: string) =>
+      newest.querySelector(`[data-column="${name}"]`)?.textContent;
+    expect([
+      column('heap-peak'),
+      column('heap-net'),
+      column('allocations')
+    ]).toEqual(['2.0 KiB', '-1.0 KiB', '3']);
   });
 
   it('explains a kernel without cyscope', async () => {
