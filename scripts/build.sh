@@ -9,7 +9,9 @@ say "native: cmake build"
 cmake -S native -B native/build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build native/build -j2 >/dev/null
 install -d -m 0755 python-shim/cyscope/_native
-install -m 0755 native/build/libcyscope.so python-shim/cyscope/_native/libcyscope.so
+# Copy then rename, never rewrite in place: a running kernel may have it mapped.
+install -m 0755 native/build/libcyscope.so python-shim/cyscope/_native/.libcyscope.so.tmp
+mv -f python-shim/cyscope/_native/.libcyscope.so.tmp python-shim/cyscope/_native/libcyscope.so
 
 say "frontend: tsc + labextension"
 tsc --sourceMap

@@ -6,6 +6,7 @@ the wheel is tagged py3-none-<platform> accordingly.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sysconfig
@@ -29,7 +30,11 @@ class NativeBuildHook(BuildHookInterface):
         subprocess.run(["cmake", "--build", str(build_dir), "--target", "cyscope", "-j2"], check=True)
         staged = root / "python-shim" / "cyscope" / "_native"
         staged.mkdir(mode=0o755, exist_ok=True)
-        shutil.copy2(build_dir / "libcyscope.so", staged / "libcyscope.so")
+        # Copy then rename: a running process (the test suite itself) may have
+        # the old library mapped; rewriting it in place would crash it.
+        tmp = staged / ".libcyscope.so.tmp"
+        shutil.copy2(build_dir / "libcyscope.so", tmp)
+        os.replace(tmp, staged / "libcyscope.so")
         build_data["force_include"][str(staged / "libcyscope.so")] = "cyscope/_native/libcyscope.so"
         build_data["pure_python"] = False
         platform_tag = sysconfig.get_platform().replace("-", "_").replace(".", "_")
