@@ -1133,7 +1133,16 @@ static void apply_config(const cyscope_mem_config *c) {
   if (!c) return;
   atomic_store(&g_exact, c->exact ? 1 : 0);
   atomic_store(&g_native, c->native ? 1 : 0);
-  atomic_store(&g_sample_bytes, c->sample_bytes ? c->sample_bytes : DEFAULT_SAMPLE_BYTES);
+  uint64_t rate = c->sample_bytes ? c->sample_bytes : DEFAULT_SAMPLE_BYTES;
+  if (atomic_exchange(&g_sample_bytes, rate) != rate) {
+    /* Gaps already drawn used the old interval (possibly huge): make every
+     * thread draw a fresh one at its next allocation. A store racing with
+     * the owner's own update can be lost; the owner then keeps its old gap. */
+    spin_lock(&g_threads_lock);
+    for (tstate *t = g_all_threads; t; t = t->next_all)
+      if (t->in_use) __atomic_store_n(&t->countdown, 0, __ATOMIC_RELAXED);
+    spin_unlock(&g_threads_lock);
+  }
   atomic_store(&g_record_threshold,
                c->record_threshold ? c->record_threshold : DEFAULT_RECORD_THRESHOLD);
   atomic_store(&g_record_from, c->exact ? 0 : atomic_load(&g_record_threshold));

@@ -429,9 +429,43 @@ static void test_usable_size_bound(void) {
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
+/* Changing the sampling interval takes effect at once, even after a gap was
+ * drawn with a huge interval. */
+static void test_sampling_interval_change(void) {
+  cyscope_mem_config c = config(0, 0);
+  c.sample_bytes = 1ull << 50;
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  for (int i = 0; i < 100000; i++) { /* likely draws a gap with the huge interval */
+    void *p = sink = malloc(64);
+    free(p);
+  }
+  c.sample_bytes = 4096;
+  CHECK_EQ(cyscope_mem_configure(&c), CYSCOPE_OK);
+  uint32_t epoch = 0;
+  cyscope_mem_next_epoch(&epoch);
+  enum { N = 2000 };
+  static void *ptrs[N];
+  for (int i = 0; i < N; i++) ptrs[i] = sink = malloc(1000);
+  cyscope_mem_stack_stat st[64];
+  size_t n = 0;
+  CHECK_EQ(cyscope_mem_live_by_stack(epoch, epoch, st, 64, &n), CYSCOPE_OK);
+  uint64_t records = 0;
+  double est = 0;
+  for (size_t k = 0; k < n; k++) {
+    records += st[k].records;
+    est += st[k].bytes;
+  }
+  /* 2 MB at one sample per 4 KiB: ~490 samples expected. */
+  CHECK(records > 300);
+  CHECK(est > 0.8 * N * 1000 && est < 1.2 * N * 1000);
+  for (int i = 0; i < N; i++) free(ptrs[i]);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
 int main(void) {
   test_known_pattern_default();
   test_usable_size_bound();
+  test_sampling_interval_change();
   test_variants_exact();
   test_leak_record();
   test_mmap();
