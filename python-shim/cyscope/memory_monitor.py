@@ -127,6 +127,13 @@ class MemoryMonitor:
         self._send(protocol.cell(dict(record)))
         return record
 
+    def current_cell(self) -> tuple[int, str | None] | None:
+        """(execution count, cell id) of the cell running now, if any."""
+        with self._cond:
+            if self._current is None:
+                return None
+            return self._current["execution_count"], self._current["cell_id"]
+
     def current_sample(self) -> dict:
         """A sample taken now (running or not): sent to each new comm."""
         with self._cond:

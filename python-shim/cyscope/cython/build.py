@@ -436,6 +436,10 @@ class Builder:
             compile_args = list(opts.compile_args)
             if opts.debug:
                 compile_args += ["-O0", "-g3"]
+            # The folder is renamed to final_dir once built: make the debug
+            # info name the C file where it will live, so the memory tracker
+            # (and gdb) map machine code back to the .pyx lines of the cell.
+            compile_args.append(f"-fdebug-prefix-map={tmp}={final_dir}")
             include_dirs = list(opts.include) + extra_includes
             library_dirs = list(opts.library_dirs)
             libraries = list(opts.lib)

@@ -120,6 +120,7 @@ class CyscopeCythonMagics(Magics):
             _show(diag_mod.bundle(result.diagnostics, result.output, True, result.module_name))
         elif result.output.strip():
             print(result.output, end="" if result.output.endswith("\n") else "\n")
+        _register_with_tracker(self.shell, result)
         module = result.module
         try:
             module.__cyscope_build__ = result
@@ -148,3 +149,17 @@ class CyscopeCythonMagics(Magics):
         data = annotation_mod.payload(lines, result.module_name, cell_line_count)
         data["html_path"] = os.path.abspath(result.html_path)
         _show(annotation_mod.bundle(data, html_text))
+
+
+def _register_with_tracker(shell, result: BuildResult) -> None:
+    """Tell the memory tracker which cell this .pyx is, so bytes its code
+    allocates are attributed to that cell's lines (not just to a file)."""
+    try:
+        from ..extension import current_state
+        from ..memory import register_cython_source
+    except ImportError:
+        return
+    state = current_state(shell)
+    cell = state.monitor.current_cell() if state is not None else None
+    if cell is not None and result.pyx_path:
+        register_cython_source(result.pyx_path, cell[0], cell[1])
