@@ -59,3 +59,22 @@ def test_the_compile_itself_is_not_counted(shell, cache):
     # cell's own figures stay far below what compiling allocates (tens of MB).
     record = state.monitor.records()[-1]
     assert record["memory"]["allocated_bytes"] < 8 * 1024 * 1024, record["memory"]
+
+
+def test_history_matches_what_the_panel_is_sent(shell):
+    state = current_state(shell)
+    shell.run_cell("blocks = [bytearray(100_000) for _ in range(50)]", store_history=True)
+    shell.run_cell("del blocks[:25]", store_history=True)
+    reports = {r.execution_count: r for r in cyscope.history()}
+    records = state.monitor.records()[-2:]
+    for record in records:
+        report = reports[record["execution_count"]]
+        sent = record["memory"]
+        assert sent["peak_bytes"] == report.peak_bytes
+        assert sent["net_bytes"] == report.net_bytes
+        assert sent["allocated_bytes"] == report.allocated_bytes
+        assert sent["allocations"] == report.allocations
+        assert sent["leaked_bytes"] == report.leaked_bytes
+    made, freed = (r["memory"] for r in records)
+    assert made["net_bytes"] >= 50 * 100_000
+    assert freed["net_bytes"] <= -25 * 100_000
