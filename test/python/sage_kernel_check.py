@@ -13,6 +13,7 @@ import sys
 import tempfile
 
 from jupyter_client.manager import start_new_kernel
+from kernel_runner import run_code
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -24,26 +25,6 @@ def doubled(Integer x):
 """
 
 
-def run(kc, code, silent=False):
-    msg_id = kc.execute(code, silent=silent, store_history=not silent)
-    outputs = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=300)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
-            outputs.append(content["text"])
-        elif kind in ("execute_result", "display_data"):
-            outputs.append(content["data"].get("text/plain", ""))
-        elif kind == "error":
-            outputs.append(f"{content['ename']}: {content['evalue']}")
-        elif kind == "status" and content["execution_state"] == "idle":
-            break
-    reply = kc.get_shell_msg(timeout=60)
-    return reply["content"]["status"], "".join(outputs)
-
-
 def main() -> int:
     env = dict(
         os.environ,
@@ -52,13 +33,13 @@ def main() -> int:
     )
     km, kc = start_new_kernel(kernel_name="sagemath", env=env, startup_timeout=180)
     try:
-        status, out = run(kc, "%load_ext cyscope", silent=True)
+        status, out = run_code(kc, "%load_ext cyscope", silent=True)
         assert status == "ok", f"silent %load_ext cyscope failed in the Sage kernel: {out}"
-        status, out = run(kc, CELL)
+        status, out = run_code(kc, CELL)
         assert status == "ok", f"%%cython with Sage cimports failed:\n{out}"
-        status, out = run(kc, "print(doubled(Integer(21)), type(doubled(Integer(21))).__name__)")
+        status, out = run_code(kc, "print(doubled(Integer(21)), type(doubled(Integer(21))).__name__)")
         assert status == "ok" and "42 Integer" in out, out
-        status, out = run(
+        status, out = run_code(
             kc,
             "from cyscope.extension import current_state\n"
             "print([r['execution_count'] for r in current_state(get_ipython()).monitor.records()])",

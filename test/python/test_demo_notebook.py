@@ -10,26 +10,7 @@ import os
 import sys
 
 from jupyter_client.manager import start_new_kernel
-
-
-def _run(kc, code):
-    msg_id = kc.execute(code, store_history=True, stop_on_error=False)
-    text = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=180)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
-            text.append(content["text"])
-        elif kind in ("execute_result", "display_data"):
-            text.append(content["data"].get("text/plain", ""))
-        elif kind == "error":
-            text.append(f"{content['ename']}: {content['evalue']}")
-        elif kind == "status" and content["execution_state"] == "idle":
-            break
-    reply = kc.get_shell_msg(timeout=60)
-    return reply["content"]["status"], "".join(text)
+from kernel_runner import run_code
 
 
 def test_the_demo_notebook_runs(repo_root, tmp_path):
@@ -40,16 +21,16 @@ def test_the_demo_notebook_runs(repo_root, tmp_path):
     # kernelspec's "python" for sys.executable): the venv's or Debian's.
     km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
     try:
-        status, out = _run(kc, "import os, sys; print(os.path.realpath(sys.executable))")
+        status, out = run_code(kc, "import os, sys; print(os.path.realpath(sys.executable))")
         assert out.strip() == os.path.realpath(sys.executable), out
-        status, out = _run(kc, "%load_ext cyscope")
+        status, out = run_code(kc, "%load_ext cyscope")
         assert status == "ok", out
         outputs = []
         for cell in notebook["cells"]:
             if cell["cell_type"] != "code":
                 continue
             source = "".join(cell["source"])
-            status, out = _run(kc, source)
+            status, out = run_code(kc, source)
             expected = "error" if "raises-exception" in cell["metadata"].get("tags", []) else "ok"
             assert status == expected, f"{source!r} gave {status}:\n{out}"
             outputs.append(out)
