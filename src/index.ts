@@ -61,6 +61,12 @@ function activate(
     showCurrent();
   });
   notebooks.currentChanged.connect(showCurrent);
+  panel.rowActivated.connect((_, record) => {
+    const notebook = notebooks.currentWidget;
+    if (notebook && record.cell_id) {
+      revealCell(notebook, record.cell_id);
+    }
+  });
   showCurrent();
 
   app.commands.addCommand(CommandIDs.showMemory, {
@@ -77,6 +83,16 @@ function activate(
       loaded.changed.connect(apply);
       apply();
     });
+  }
+}
+
+/** Select and scroll to the cell with this id, if the notebook still has it. */
+function revealCell(notebook: NotebookPanel, cellId: string): void {
+  const content = notebook.content;
+  const index = content.widgets.findIndex(cell => cell.model.id === cellId);
+  if (index >= 0) {
+    content.activeCellIndex = index;
+    void content.scrollToCell(content.widgets[index]);
   }
 }
 

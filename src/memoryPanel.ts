@@ -2,6 +2,7 @@
  * MemoryPanel: the "cyscope" sidebar. Renders a MemoryModel (the current
  * notebook's) and nothing else: no kernel access, no protocol knowledge.
  */
+import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { formatBytes, formatDelta, formatDuration } from './format';
@@ -59,6 +60,11 @@ export class MemoryPanel extends Widget {
 
   get model(): MemoryModel | null {
     return this._model;
+  }
+
+  /** A row was clicked (or Enter pressed on it): show that cell. */
+  get rowActivated(): ISignal<MemoryPanel, ICellRecord> {
+    return this._rowActivated;
   }
 
   set model(model: MemoryModel | null) {
@@ -187,7 +193,19 @@ export class MemoryPanel extends Widget {
     }
     tr.title =
       `RSS ${formatBytes(r.rss_before)} → ${formatBytes(r.rss_after)}` +
-      (r.success ? '' : ' (the cell raised)');
+      (r.success ? '' : ' (the cell raised)') +
+      (r.cell_id ? '. Click to go to the cell.' : '');
+    if (r.cell_id) {
+      tr.tabIndex = 0;
+      tr.classList.add('cyscope-mod-linked');
+      const activate = () => this._rowActivated.emit(r);
+      tr.addEventListener('click', activate);
+      tr.addEventListener('keydown', event => {
+        if (event.key === 'Enter') {
+          activate();
+        }
+      });
+    }
     // Heap figures first: exact, and what a narrow sidebar should show.
     const heap = r.memory;
     const cells: [string, string, boolean][] = [
@@ -215,5 +233,6 @@ export class MemoryPanel extends Widget {
   private _notebookName = '';
   private _frame = 0;
   private _rowsKey = '';
+  private _rowActivated = new Signal<MemoryPanel, ICellRecord>(this);
   private _sparkline: SVGSVGElement;
 }

@@ -97,6 +97,18 @@ test('loads cleanly, loads cyscope silently, streams live memory, adds a row per
     parseBytes((await column('heap-net')).replace(/^\+/, ''))
   ).toBeGreaterThan(190 * 1024 * 1024);
 
+  // Clicking a row takes the notebook to that cell.
+  await page.evaluate(() => {
+    (window as any).jupyterapp.shell.currentWidget.content.activeCellIndex = 1;
+  });
+  await rowFor(page, 1).click();
+  expect(
+    await page.evaluate(
+      () =>
+        (window as any).jupyterapp.shell.currentWidget.content.activeCellIndex
+    )
+  ).toBe(0);
+
   // A sidebar wide enough for every column (users drag it; the test sets it).
   await page.evaluate(() => {
     const shell = (window as any).jupyterapp.shell;

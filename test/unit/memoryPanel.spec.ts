@@ -69,6 +69,30 @@ describe('MemoryPanel', () => {
     ]).toEqual(['2.0 KiB', '-1.0 KiB', '3']);
   });
 
+  it('emits rowActivated for a row with a cell id, on click and on Enter', async () => {
+    const channel = new FakeChannel();
+    const panel = new MemoryPanel();
+    panel.model = new MemoryModel(channel, 100);
+    const activated: (string | null)[] = [];
+    panel.rowActivated.connect((_, r) => activated.push(r.cell_id));
+    channel.emit({ v: 1, type: 'cell', record: record(1) });
+    channel.emit({
+      v: 1,
+      type: 'cell',
+      record: { ...record(2), cell_id: null }
+    });
+    await frame();
+    const [second, first] = [
+      ...panel.node.querySelectorAll('tbody tr')
+    ] as HTMLElement[];
+    second.click(); // no cell id: nothing to reveal
+    first.click();
+    first.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' }));
+    expect(activated).toEqual(['cell-1', 'cell-1']);
+    expect(first.tabIndex).toBe(0);
+    expect(second.classList.contains('cyscope-mod-linked')).toBe(false);
+  });
+
   it('explains a kernel without cyscope', async () => {
     const channel = new FakeChannel();
     channel.state = {
