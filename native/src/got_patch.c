@@ -36,15 +36,6 @@ typedef struct slot_rec {
 static slot_rec *g_slots;
 static size_t g_nslots, g_cap;
 
-void *ct_os_alloc(size_t bytes) {
-  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
-}
-
-void ct_os_free(void *p, size_t bytes) {
-  if (p) munmap(p, bytes);
-}
-
 static int slots_reserve(size_t need) {
   if (need <= g_cap) return 0;
   size_t cap = g_cap ? g_cap * 2 : 1024;

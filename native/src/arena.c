@@ -1,0 +1,37 @@
+/* The tracker's own memory. Everything the tracker keeps lives in mmap'd
+ * memory (never malloc), so hooks never re-enter themselves through their
+ * own data. */
+#define _GNU_SOURCE
+#include <sys/mman.h>
+
+#include "memtrack_internal.h"
+
+void *ct_os_alloc(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void ct_os_free(void *p, size_t bytes) {
+  if (p) munmap(p, bytes);
+}
+
+/* Bump arena for stacks and strings (never freed: ids stay valid). */
+static char *g_arena_cur, *g_arena_end;
+static uint64_t g_arena_bytes;
+
+void *arena_alloc(size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if ((size_t)(g_arena_end - g_arena_cur) < n) {
+    size_t chunk = n > (1u << 20) ? n : (1u << 20);
+    char *c = ct_os_alloc(chunk);
+    if (!c) return NULL;
+    g_arena_bytes += chunk;
+    g_arena_cur = c;
+    g_arena_end = c + chunk;
+  }
+  void *r = g_arena_cur;
+  g_arena_cur += n;
+  return r;
+}
+
+uint64_t arena_bytes(void) { return g_arena_bytes; }

@@ -1,0 +1,377 @@
+/* The hooks: what runs in place of malloc & co. once attached, and the
+ * accounting on their path.
+ *
+ * Hot path (every malloc/free): one TLS load, the real call, a few plain
+ * stores to this thread's counters and, for free, one byte load from a
+ * counting filter. No locks and no atomic read-modify-write unless a thread
+ * pushes its running balance (every 256 KiB) or an allocation is recorded.
+ * Everything that path touches is in this file or `static inline` in
+ * memtrack_internal.h. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "memtrack_internal.h"
+
+/* --------------------------------------------------------------- recording */
+/* Record a block with its stack. Stacks are captured before taking the table
+ * lock: unwinding can take the loader lock, and a thread inside dlopen may be
+ * waiting for our lock from a malloc hook. */
+static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint64_t size,
+                                                   double weight, uint32_t kind, uintptr_t ra,
+                                                   uintptr_t sp) {
+  t->off++;
+  sp ^= (uintptr_t)__builtin_frame_address(0);
+  uintptr_t pyf = py_top_frame();
+  uintptr_t pykey = py_key(pyf);
+  /* Sampled records are rare, so they always get a native stack: that is how
+   * an allocation Cython code makes through the C API (a list, a bytes
+   * object) reaches its .pyx line without native=1. Exact mode records every
+   * block and unwinds only when asked to. */
+  int native = atomic_load_explicit(&g_native, RLX) || !atomic_load_explicit(&g_exact, RLX);
+  uint32_t stack = 0;
+  size_t ci = (size_t)(((ra ^ (sp << 7) ^ pykey) * 0x9E3779B97F4A7C15ull) >> 58);
+  if (t->ck[ci].native == native && t->ck[ci].ra == ra && t->ck[ci].sp == sp &&
+      t->ck[ci].py == pykey) {
+    /* Same call site, same native stack depth and same Python frames as the
+     * previous record: reuse its stack instead of unwinding again. */
+    stack = t->ck[ci].stack;
+  } else {
+    stack = capture_stack(pyf, native, ra);
+    t->ck[ci].ra = ra;
+    t->ck[ci].sp = sp;
+    t->ck[ci].py = pykey;
+    t->ck[ci].stack = stack;
+    t->ck[ci].native = native;
+  }
+  rec r = {p, size, stack, atomic_load_explicit(&g_epoch, RLX), (float)weight, kind};
+  spin_lock(&g_table_lock);
+  live_insert(&r);
+  if (stack) stack_note_record(stack, size, weight);
+  spin_unlock(&g_table_lock);
+  t->off--;
+}
+
+/* malloc_usable_size() costs a call per event; glibc's answer is the chunk
+ * size in the header word before the block, minus that word (minus two words
+ * for mmap'd chunks, flag 0x2). Used only after init_once() verified it
+ * against malloc_usable_size() in this process, and never under a sanitizer
+ * or valgrind (their allocators lay blocks out differently, and the header
+ * read would be reported). */
+static int g_inline_usable;
+static inline size_t usable_size(void *p) {
+  if (LIKELY(g_inline_usable)) {
+    size_t h = *(const size_t *)((uintptr_t)p - sizeof(size_t));
+    return (h & ~(size_t)7) - ((h & 2) ? 16 : 8);
+  }
+  return malloc_usable_size(p);
+}
+
+void check_inline_usable(void) {
+#if defined(__SANITIZE_ADDRESS__)
+  g_inline_usable = 0;
+#else
+  const char *pre = getenv("LD_PRELOAD");
+  if (pre && strstr(pre, "vgpreload")) return; /* valgrind */
+  static const size_t sizes[] = {1, 24, 25, 100, 1000, 5000, 70000, 300000};
+  int ok = 1;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *p = malloc(sizes[i]);
+    if (!p) return;
+    size_t h = *(const size_t *)((uintptr_t)p - sizeof(size_t));
+    size_t mine = (h & ~(size_t)7) - ((h & 2) ? 16 : 8);
+    if (mine != malloc_usable_size(p)) ok = 0;
+    free(p);
+  }
+  g_inline_usable = ok;
+#endif
+}
+
+/* Account a new block of `req` requested bytes at p. */
+static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra, uintptr_t sp) {
+  if (UNLIKELY(t->shared)) { /* exiting thread: count only, no stacks */
+    acct_add(t, usable_size(p));
+    return;
+  }
+  if (UNLIKELY(req >= atomic_load_explicit(&g_record_from, RLX))) {
+    record_block(t, (uintptr_t)p, req, 1.0, 0, ra, sp);
+    acct_add(t, req);
+    return;
+  }
+  t->countdown -= (int64_t)req;
+  if (UNLIKELY(t->countdown <= 0)) {
+    /* P(sampled) = 1 - exp(-req/R) under Poisson byte sampling; scaling by
+     * its inverse makes byte and count estimates unbiased. */
+    double R = (double)atomic_load_explicit(&g_sample_bytes, RLX);
+    double prob = -expm1(-(double)req / R);
+    t->countdown = next_gap(t);
+    record_block(t, (uintptr_t)p, req, prob > 0 ? 1.0 / prob : 1.0, 0, ra, sp);
+    acct_add(t, req);
+    return;
+  }
+  acct_add(t, usable_size(p));
+}
+
+/* Bytes a block counted for, removing its record if any. */
+static __attribute__((noinline)) int untrack_slow(void *p, rec *out) {
+  spin_lock(&g_table_lock);
+  int had = live_remove((uintptr_t)p, out);
+  spin_unlock(&g_table_lock);
+  return had;
+}
+
+static inline uint64_t block_bytes_untrack(void *p, rec *out, int *had) {
+  *had = 0;
+  if (UNLIKELY(atomic_load_explicit(&g_live_count, RLX) &&
+               atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX))) {
+    *had = untrack_slow(p, out);
+    if (*had) return out->size;
+  }
+  return usable_size(p);
+}
+
+static inline void on_free(tstate *t, void *p) {
+  rec r;
+  int had;
+  acct_sub(t, block_bytes_untrack(p, &r, &had));
+}
+
+/* A paused thread (untracked(), not inside the tracker itself) still
+ * releases blocks the tracker recorded: they were counted, so their bytes
+ * and records must go. Unrecorded blocks cannot be told apart and are left. */
+static inline int only_paused(const tstate *t) {
+  return t && !t->shared && t->off >= PAUSE_UNIT && !(t->off & (PAUSE_UNIT - 1));
+}
+
+static __attribute__((noinline)) void release_recorded(tstate *t, void *p) {
+  rec r;
+  if (atomic_load_explicit(&g_live_count, RLX) &&
+      atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX) && untrack_slow(p, &r))
+    acct_sub(t, r.size);
+}
+
+/* ------------------------------------------------------------------- hooks */
+#define HOOK_PROLOGUE_TS(t) \
+  tstate *t = get_ts();     \
+  int active_ = t && !t->off
+#define RA() ((uintptr_t)__builtin_return_address(0))
+/* The stack depth of the call enters the stack-cache key through
+ * record_block's own frame address (a fixed offset below the hook's, for a
+ * given hook), so the hot path sets up no frame pointer. */
+#define SP() ((uintptr_t)0)
+
+static void *h_malloc(size_t n) {
+  void *p = malloc(n);
+  if (UNLIKELY(!p)) return p;
+  HOOK_PROLOGUE_TS(t);
+  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
+  return p;
+}
+
+static void h_free(void *p) {
+  if (UNLIKELY(!p)) return; /* free(NULL): nothing to do, nothing counted */
+  HOOK_PROLOGUE_TS(t);
+  /* Untrack before the real free: once freed, another thread may get the
+   * same address from malloc and record it. */
+  if (LIKELY(active_))
+    on_free(t, p);
+  else if (only_paused(t))
+    release_recorded(t, p);
+  free(p);
+}
+
+static void *h_calloc(size_t n, size_t sz) {
+  void *p = calloc(n, sz);
+  if (UNLIKELY(!p)) return p;
+  HOOK_PROLOGUE_TS(t);
+  if (LIKELY(active_)) on_alloc(t, p, n * sz, RA(), SP());
+  return p;
+}
+
+static void *realloc_common(void *p, size_t n, uintptr_t ra, uintptr_t sp) {
+  HOOK_PROLOGUE_TS(t);
+  if (!active_) {
+    if (!p || !only_paused(t)) return realloc(p, n);
+    rec r;
+    int had = atomic_load_explicit(&g_live_count, RLX) &&
+              atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX) &&
+              untrack_slow(p, &r);
+    void *q = realloc(p, n);
+    if (had && !q && n != 0) { /* failed: the block is still the caller's */
+      spin_lock(&g_table_lock);
+      live_insert(&r);
+      spin_unlock(&g_table_lock);
+    } else if (had) {
+      acct_sub(t, r.size);
+    }
+    return q;
+  }
+  if (!p) {
+    void *q = realloc(NULL, n);
+    if (q) on_alloc(t, q, n, ra, sp);
+    return q;
+  }
+  rec r;
+  int had;
+  uint64_t old = block_bytes_untrack(p, &r, &had);
+  void *q = realloc(p, n);
+  if (!q) {
+    if (n == 0) {
+      acct_sub(t, old); /* glibc frees p for realloc(p, 0) */
+    } else if (had) {
+      spin_lock(&g_table_lock); /* failed: p is still the caller's */
+      live_insert(&r);
+      spin_unlock(&g_table_lock);
+    }
+    return q;
+  }
+  acct_sub(t, old);
+  on_alloc(t, q, n, ra, sp);
+  return q;
+}
+
+static void *h_realloc(void *p, size_t n) { return realloc_common(p, n, RA(), SP()); }
+
+static void *h_reallocarray(void *p, size_t nm, size_t sz) {
+  size_t n;
+  if (__builtin_mul_overflow(nm, sz, &n)) return reallocarray(p, nm, sz); /* sets ENOMEM */
+  return realloc_common(p, n, RA(), SP());
+}
+
+static int h_posix_memalign(void **out, size_t align, size_t n) {
+  int rc = posix_memalign(out, align, n);
+  if (rc != 0) return rc;
+  HOOK_PROLOGUE_TS(t);
+  if (LIKELY(active_)) on_alloc(t, *out, n, RA(), SP());
+  return rc;
+}
+
+static void *h_aligned_alloc(size_t align, size_t n) {
+  void *p = aligned_alloc(align, n);
+  if (!p) return p;
+  HOOK_PROLOGUE_TS(t);
+  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
+  return p;
+}
+
+static void *h_memalign(size_t align, size_t n) {
+  void *p = memalign(align, n);
+  if (!p) return p;
+  HOOK_PROLOGUE_TS(t);
+  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
+  return p;
+}
+
+static void *h_valloc(size_t n) {
+  void *p = valloc(n);
+  if (!p) return p;
+  HOOK_PROLOGUE_TS(t);
+  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
+  return p;
+}
+
+static void *h_pvalloc(size_t n) {
+  void *p = pvalloc(n);
+  if (!p) return p;
+  HOOK_PROLOGUE_TS(t);
+  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
+  return p;
+}
+
+/* Anonymous mappings count as allocations of their length. MAP_FIXED
+ * (replacing part of an existing mapping) and PROT_NONE reservations are not
+ * memory being allocated and are left alone. */
+static void *mmap_common(void *addr, size_t len, int prot, int flags, int fd, off_t off,
+                         uintptr_t ra, uintptr_t sp) {
+  void *r = mmap(addr, len, prot, flags, fd, off);
+  if (r == MAP_FAILED || !(flags & MAP_ANONYMOUS) || (flags & MAP_FIXED) || prot == PROT_NONE)
+    return r;
+  HOOK_PROLOGUE_TS(t);
+  if (active_) {
+    if (!t->shared) record_block(t, (uintptr_t)r, len, 1.0, 1, ra, sp);
+    acct_add(t, len);
+  }
+  return r;
+}
+
+static void *h_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return mmap_common(addr, len, prot, flags, fd, off, RA(), SP());
+}
+
+static int h_munmap(void *addr, size_t len) {
+  HOOK_PROLOGUE_TS(t);
+  if ((active_ || only_paused(t)) && atomic_load_explicit(&g_live_count, RLX) &&
+      atomic_load_explicit(&g_filter[filter_slot((uintptr_t)addr)], RLX)) {
+    rec r;
+    spin_lock(&g_table_lock);
+    int had = live_remove((uintptr_t)addr, &r);
+    if (had && r.kind != 1) { /* not a mapping we counted: put it back */
+      live_insert(&r);
+      had = 0;
+    }
+    /* Unmapping the front of a counted mapping: keep the rest counted. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t cut = (len + page - 1) & ~(page - 1);
+    if (had && cut < r.size) {
+      rec rest = r;
+      rest.key = r.key + cut;
+      rest.size = r.size - cut;
+      live_insert(&rest);
+      r.size = cut;
+    }
+    spin_unlock(&g_table_lock);
+    if (had) acct_sub(t, r.size);
+  }
+  return munmap(addr, len);
+}
+
+/* Objects loaded after attach (every compiled cell) get patched here. */
+static void *h_dlopen(const char *file, int flags) {
+  void *h = dlopen(file, flags);
+  if (h && atomic_load_explicit(&g_attached, memory_order_acquire)) {
+    pthread_mutex_lock(&g_patch_lock);
+    if (atomic_load_explicit(&g_attached, RLX)) hooks_patch_all();
+    pthread_mutex_unlock(&g_patch_lock);
+  }
+  return h;
+}
+
+static int h_dlclose(void *h) {
+  int rc = dlclose(h);
+  /* The object's slots may be gone: forget them so detach never writes into
+   * memory that now belongs to something else. */
+  pthread_mutex_lock(&g_patch_lock);
+  ct_got_prune();
+  pthread_mutex_unlock(&g_patch_lock);
+  return rc;
+}
+
+/* ------------------------------------------------- the hooked functions */
+/* The one list of what the tracker redirects: attach, dlopen and the slot
+ * scan all use it. */
+static const ct_hook_def g_defs[] = {
+    {"malloc", (void *)h_malloc},
+    {"free", (void *)h_free},
+    {"calloc", (void *)h_calloc},
+    {"realloc", (void *)h_realloc},
+    {"reallocarray", (void *)h_reallocarray},
+    {"posix_memalign", (void *)h_posix_memalign},
+    {"aligned_alloc", (void *)h_aligned_alloc},
+    {"memalign", (void *)h_memalign},
+    {"valloc", (void *)h_valloc},
+    {"pvalloc", (void *)h_pvalloc},
+    {"mmap", (void *)h_mmap},
+    {"mmap64", (void *)h_mmap},
+    {"munmap", (void *)h_munmap},
+    {"dlopen", (void *)h_dlopen},
+    {"dlclose", (void *)h_dlclose},
+};
+#define NDEFS (sizeof(g_defs) / sizeof(g_defs[0]))
+
+int hooks_patch_all(void) { return ct_got_patch_all(g_defs, NDEFS); } /* patch lock held */
+uint64_t hooks_scan(void) { return ct_got_scan(g_defs, NDEFS); }      /* patch lock held */

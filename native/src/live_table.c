@@ -1,0 +1,126 @@
+/* Live records: the blocks the tracker recorded with a stack and has not
+ * yet seen freed. Open addressing keyed by address, plus a counting filter
+ * that lets a free of an unrecorded block skip the table (and its lock). */
+#include <string.h>
+
+#include "memtrack_internal.h"
+
+#define KEY_EMPTY 0
+#define KEY_TOMB 1
+
+spin_t g_table_lock; /* live table, stacks, code registry, arena */
+_Atomic uint64_t g_live_count;
+_Atomic uint8_t g_filter[1u << FILTER_BITS];
+static rec *g_live;
+static size_t g_live_cap, g_live_used; /* used = live + tombstones */
+
+static int live_rehash(size_t cap) {
+  rec *n = ct_os_alloc(cap * sizeof(rec));
+  if (!n) return -1;
+  for (size_t i = 0; i < g_live_cap; i++) {
+    if (g_live[i].key <= KEY_TOMB) continue;
+    size_t j = slot_of(g_live[i].key, cap);
+    while (n[j].key != KEY_EMPTY) j = (j + 1) & (cap - 1);
+    n[j] = g_live[i];
+  }
+  if (g_live) ct_os_free(g_live, g_live_cap * sizeof(rec));
+  g_live = n;
+  g_live_cap = cap;
+  g_live_used = atomic_load_explicit(&g_live_count, RLX);
+  return 0;
+}
+
+int live_insert(const rec *r) { /* table lock held */
+  if ((g_live_used + 1) * 2 > g_live_cap) {
+    uint64_t live = atomic_load_explicit(&g_live_count, RLX);
+    size_t cap = g_live_cap ? g_live_cap : 4096;
+    while ((live + 1) * 4 > cap) cap *= 2;
+    if (live_rehash(cap) != 0) return -1;
+  }
+  size_t j = slot_of(r->key, g_live_cap);
+  while (g_live[j].key > KEY_TOMB && g_live[j].key != r->key) j = (j + 1) & (g_live_cap - 1);
+  if (g_live[j].key == r->key) { /* stale record of a block freed untracked */
+    g_live[j] = *r;
+    return 0;
+  }
+  if (g_live[j].key == KEY_EMPTY) g_live_used++;
+  g_live[j] = *r;
+  /* Written only under the table lock: a plain store, no locked RMW. */
+  atomic_store_explicit(&g_live_count, atomic_load_explicit(&g_live_count, RLX) + 1, RLX);
+  size_t f = filter_slot(r->key);
+  uint8_t c = atomic_load_explicit(&g_filter[f], RLX);
+  if (c != 255) atomic_store_explicit(&g_filter[f], (uint8_t)(c + 1), RLX);
+  return 0;
+}
+
+int live_remove(uintptr_t key, rec *out) { /* table lock held */
+  if (!g_live_cap) return 0;
+  size_t j = slot_of(key, g_live_cap);
+  while (g_live[j].key != KEY_EMPTY) {
+    if (g_live[j].key == key) {
+      *out = g_live[j];
+      g_live[j].key = KEY_TOMB;
+      atomic_store_explicit(&g_live_count, atomic_load_explicit(&g_live_count, RLX) - 1, RLX);
+      size_t f = filter_slot(key);
+      uint8_t c = atomic_load_explicit(&g_filter[f], RLX);
+      if (c != 255 && c != 0) atomic_store_explicit(&g_filter[f], (uint8_t)(c - 1), RLX);
+      return 1;
+    }
+    j = (j + 1) & (g_live_cap - 1);
+  }
+  return 0;
+}
+
+void live_clear(void) { /* table lock held */
+  if (g_live) memset(g_live, 0, g_live_cap * sizeof(rec));
+  g_live_used = 0;
+  atomic_store_explicit(&g_live_count, 0, RLX);
+  for (size_t i = 0; i < (1u << FILTER_BITS); i++) atomic_store_explicit(&g_filter[i], 0, RLX);
+}
+
+long aggregate_live(uint32_t lo, uint32_t hi, int by_epoch, cyscope_mem_stack_stat *out, size_t cap,
+                    size_t *need) { /* table lock held */
+  size_t live = atomic_load_explicit(&g_live_count, RLX);
+  size_t tcap = 64;
+  while (tcap < live * 2 + 2) tcap *= 2;
+  uint32_t *tab = ct_os_alloc(tcap * sizeof(uint32_t)); /* index+1 into out */
+  if (!tab) return -2;
+  size_t n = 0, overflow = 0;
+  for (size_t i = 0; i < g_live_cap; i++) {
+    const rec *r = &g_live[i];
+    if (r->key <= KEY_TOMB || r->epoch < lo || r->epoch > hi) continue;
+    uint32_t ep = by_epoch ? r->epoch : 0;
+    uint64_t k = ((uint64_t)r->stack << 32) | ep;
+    size_t j = (size_t)(k * 0x9E3779B97F4A7C15ull) & (tcap - 1);
+    cyscope_mem_stack_stat *s = NULL;
+    while (tab[j]) {
+      cyscope_mem_stack_stat *c = &out[tab[j] - 1];
+      if (c->stack_id == r->stack && c->epoch == ep) {
+        s = c;
+        break;
+      }
+      j = (j + 1) & (tcap - 1);
+    }
+    if (!s) {
+      if (n >= cap) {
+        overflow++;
+        continue;
+      }
+      s = &out[n++];
+      memset(s, 0, sizeof(*s));
+      s->stack_id = r->stack;
+      s->epoch = ep;
+      tab[j] = (uint32_t)n;
+    }
+    s->bytes += (double)r->size * r->weight;
+    s->count += r->weight;
+    s->exact_bytes += r->size;
+    s->records++;
+  }
+  ct_os_free(tab, tcap * sizeof(uint32_t));
+  *need = n + overflow;
+  return overflow ? -1 : (long)n;
+}
+
+/* Table lock held. */
+uint64_t live_tracker_bytes(void) { return g_live_cap * sizeof(rec) + sizeof(g_filter); }

@@ -1,0 +1,212 @@
+/* Stacks: captured (Python frames, native frames through the unwinder) and
+ * interned, id = index, so a record carries a 32-bit id. Frames innermost
+ * first: native, then Python. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <string.h>
+#include <unwind.h>
+
+#include "memtrack_internal.h"
+
+typedef struct stack_hdr {
+  uint64_t hash;
+  uint32_t n;
+  uint32_t next;               /* chain in the hash bucket (0 = end, ids start at 1) */
+  double cum_bytes, cum_count; /* estimated allocations recorded on this stack */
+  uint64_t cum_records;
+  cyscope_mem_frame frames[];
+} stack_hdr;
+static stack_hdr **g_stacks; /* g_stacks[id] */
+static size_t g_nstacks = 1, g_stacks_cap;
+static uint32_t *g_stack_buckets;
+static size_t g_nbuckets;
+/* This library's code: its frames are left out of native stacks. */
+static uintptr_t g_self_lo, g_self_hi;
+
+/* ---------------------------------------------------------------- interning */
+static uint64_t hash_frames(const cyscope_mem_frame *f, int n) {
+  uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)n;
+  for (int i = 0; i < n; i++) {
+    h = (h ^ f[i].id) * 0x100000001b3ull;
+    h = (h ^ (uint64_t)(uint32_t)f[i].line ^ ((uint64_t)f[i].kind << 40)) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+static uint32_t stack_intern(const cyscope_mem_frame *f, int n) { /* table lock held */
+  uint64_t h = hash_frames(f, n);
+  if (g_nbuckets) {
+    for (uint32_t id = g_stack_buckets[h & (g_nbuckets - 1)]; id; id = g_stacks[id]->next) {
+      stack_hdr *s = g_stacks[id];
+      if (s->hash == h && s->n == (uint32_t)n && memcmp(s->frames, f, n * sizeof(*f)) == 0)
+        return id;
+    }
+  }
+  if (g_nstacks + 1 > g_stacks_cap) {
+    size_t cap = g_stacks_cap ? g_stacks_cap * 2 : 4096;
+    stack_hdr **ns = ct_os_alloc(cap * sizeof(*ns));
+    if (!ns) return 0;
+    if (g_stacks) {
+      memcpy(ns, g_stacks, g_nstacks * sizeof(*ns));
+      ct_os_free(g_stacks, g_stacks_cap * sizeof(*ns));
+    }
+    g_stacks = ns;
+    g_stacks_cap = cap;
+  }
+  if (g_nstacks * 2 > g_nbuckets) {
+    size_t nb = g_nbuckets ? g_nbuckets * 4 : 8192;
+    uint32_t *b = ct_os_alloc(nb * sizeof(uint32_t));
+    if (!b) return 0;
+    if (g_stack_buckets) ct_os_free(g_stack_buckets, g_nbuckets * sizeof(uint32_t));
+    g_stack_buckets = b;
+    g_nbuckets = nb;
+    for (size_t id = 1; id < g_nstacks; id++) {
+      size_t bi = g_stacks[id]->hash & (nb - 1);
+      g_stacks[id]->next = b[bi];
+      b[bi] = (uint32_t)id;
+    }
+  }
+  stack_hdr *s = arena_alloc(sizeof(stack_hdr) + (size_t)n * sizeof(*f));
+  if (!s) return 0;
+  s->hash = h;
+  s->n = (uint32_t)n;
+  s->cum_bytes = s->cum_count = 0;
+  s->cum_records = 0;
+  memcpy(s->frames, f, n * sizeof(*f));
+  uint32_t id = (uint32_t)g_nstacks++;
+  g_stacks[id] = s;
+  size_t bi = h & (g_nbuckets - 1);
+  s->next = g_stack_buckets[bi];
+  g_stack_buckets[bi] = id;
+  return id;
+}
+
+/* ---------------------------------------------------------------- capturing */
+/* Native frames through the unwinder (only with native=1). */
+typedef struct unw_ctx {
+  uintptr_t *pcs;
+  int n, max;
+} unw_ctx;
+static _Unwind_Reason_Code unw_cb(struct _Unwind_Context *c, void *arg) {
+  unw_ctx *u = arg;
+  uintptr_t pc = (uintptr_t)_Unwind_GetIP(c);
+  if (!pc) return _URC_END_OF_STACK;
+  if (pc >= g_self_lo && pc < g_self_hi) return _URC_NO_REASON; /* our own frames */
+  if (u->n >= u->max) return _URC_END_OF_STACK;
+  u->pcs[u->n++] = pc;
+  return _URC_NO_REASON;
+}
+
+/* Capture and intern the calling stack (cache miss path). Kept out of
+ * record_block so the cache-hit path has a small stack frame. */
+__attribute__((noinline)) uint32_t capture_stack(uintptr_t pyf, int native, uintptr_t ra) {
+  uint32_t stack;
+  cyscope_mem_frame frames[MAX_FRAMES];
+  pyraw py[MAX_FRAMES / 2];
+  int npy = walk_python(pyf, py, MAX_FRAMES / 2);
+  int n = 0;
+  if (native) {
+    uintptr_t pcs[MAX_FRAMES / 2];
+    unw_ctx u = {pcs, 0, MAX_FRAMES / 2};
+    _Unwind_Backtrace(unw_cb, &u);
+    for (int i = 0; i < u.n; i++) {
+      frames[n].id = pcs[i];
+      frames[n].line = 0;
+      frames[n].kind = CYSCOPE_FRAME_NATIVE;
+      n++;
+    }
+  } else if (ra) {
+    frames[n].id = ra;
+    frames[n].line = 0;
+    frames[n].kind = CYSCOPE_FRAME_NATIVE;
+    n++;
+  }
+  int lines[MAX_FRAMES / 2];
+  py_lines(py, npy, lines);
+  spin_lock(&g_table_lock);
+  for (int i = 0; i < npy && n < MAX_FRAMES; i++) {
+    frames[n].id = code_intern(py[i].code);
+    frames[n].line = lines[i];
+    frames[n].kind = CYSCOPE_FRAME_PYTHON;
+    n++;
+  }
+  stack = stack_intern(frames, n);
+  spin_unlock(&g_table_lock);
+  return stack;
+}
+
+static int self_range_cb(struct dl_phdr_info *info, size_t sz, void *data) {
+  (void)sz;
+  (void)data;
+  Dl_info di;
+  if (!dladdr((void *)&self_range_cb, &di) || (uintptr_t)di.dli_fbase != info->dlpi_addr) return 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    g_self_lo = info->dlpi_addr + ph->p_vaddr;
+    g_self_hi = g_self_lo + ph->p_memsz;
+  }
+  return 1;
+}
+
+void stacks_init(void) {
+  dl_iterate_phdr(self_range_cb, NULL);
+  /* Warm the unwinder (it may allocate and dlopen libgcc_s on first use)
+   * before any hook can call it. */
+  uintptr_t pcs[4];
+  unw_ctx u = {pcs, 0, 4};
+  _Unwind_Backtrace(unw_cb, &u);
+}
+
+/* ------------------------------------------------------------------ reading */
+void stack_note_record(uint32_t id, uint64_t size, double weight) { /* table lock held */
+  g_stacks[id]->cum_bytes += (double)size * weight;
+  g_stacks[id]->cum_count += weight;
+  g_stacks[id]->cum_records++;
+}
+
+size_t stack_count(void) { return g_nstacks - 1; } /* table lock held */
+
+int stack_totals(cyscope_mem_stack_stat *out, size_t cap, size_t *n) {
+  spin_lock(&g_table_lock);
+  size_t cnt = g_nstacks - 1;
+  *n = cnt;
+  int rc = CYSCOPE_OK;
+  if (cnt > cap) {
+    rc = CYSCOPE_ENOMEM;
+  } else {
+    for (size_t i = 0; i < cnt; i++) {
+      stack_hdr *s = g_stacks[i + 1];
+      out[i].stack_id = (uint32_t)(i + 1);
+      out[i].epoch = 0;
+      out[i].bytes = s->cum_bytes;
+      out[i].count = s->cum_count;
+      out[i].exact_bytes = 0;
+      out[i].records = s->cum_records;
+    }
+  }
+  spin_unlock(&g_table_lock);
+  return rc;
+}
+
+int stack_frames(uint32_t id, cyscope_mem_frame *out, size_t cap, size_t *n) {
+  spin_lock(&g_table_lock);
+  int rc = CYSCOPE_OK;
+  if (id == 0 || id >= g_nstacks) {
+    rc = CYSCOPE_EINVAL;
+  } else {
+    stack_hdr *s = g_stacks[id];
+    *n = s->n;
+    if (s->n > cap)
+      rc = CYSCOPE_ENOMEM;
+    else
+      memcpy(out, s->frames, s->n * sizeof(*out));
+  }
+  spin_unlock(&g_table_lock);
+  return rc;
+}
+
+uint64_t stacks_tracker_bytes(void) { /* table lock held */
+  return g_stacks_cap * sizeof(void *) + g_nbuckets * 4;
+}
