@@ -12,30 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "cyscope.h"
-
-static int failures = 0;
-static int passes = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond) {                                                                \
-      passes++;                                                                \
-    } else {                                                                   \
-      failures++;                                                              \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                          \
-  } while (0)
-#define CHECK_EQ(a, b)                                                                          \
-  do {                                                                                          \
-    long long a_ = (long long)(a), b_ = (long long)(b);                                         \
-    if (a_ == b_) {                                                                             \
-      passes++;                                                                                 \
-    } else {                                                                                    \
-      failures++;                                                                               \
-      fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, a_, \
-              b_);                                                                              \
-    }                                                                                           \
-  } while (0)
 
 /* Pointers escape through here so the compiler keeps every malloc/free. */
 static void *volatile sink;
@@ -476,6 +454,5 @@ int main(void) {
   test_dlopen_after_attach();
   test_fork();
   test_attach_detach_cycles();
-  printf("%d passed, %d failed\n", passes, failures);
-  return failures == 0 ? 0 : 1;
+  return check_report();
 }

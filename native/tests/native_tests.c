@@ -2,19 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "cyscope.h"
-
-static int failures = 0;
-static int passes = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond) {                                                                \
-      passes++;                                                                \
-    } else {                                                                   \
-      failures++;                                                              \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                          \
-  } while (0)
 
 static void test_abi_version(void) {
   CHECK(cyscope_abi_version() == CYSCOPE_ABI_VERSION);
@@ -31,6 +20,5 @@ static void test_read_rss(void) {
 int main(void) {
   test_abi_version();
   test_read_rss();
-  printf("%d passed, %d failed\n", passes, failures);
-  return failures == 0 ? 0 : 1;
+  return check_report();
 }
