@@ -370,8 +370,11 @@ static void test_concurrency(void) {
     if (cyscope_mem_attach(&c) != CYSCOPE_OK) ok = 0;
     if (cyscope_mem_detach() != CYSCOPE_OK) ok = 0;
   }
-  pthread_join(dl, NULL);
+  /* Stop the allocating threads before joining anything: under valgrind's
+   * scheduler, busy threads can starve an exiting one, so a join that waits
+   * while they still spin may never return. */
   g_stop = 1;
+  pthread_join(dl, NULL);
   for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
   CHECK(ok);
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
