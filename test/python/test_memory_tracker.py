@@ -133,8 +133,10 @@ def test_known_pattern_gives_exact_totals(pattern_mod):
         t0 = native_totals()
         mod.pattern(1000, 100)
         t1 = native_totals()
-    assert t1.allocations - t0.allocations == 1000
-    assert t1.allocated_bytes - t0.allocated_bytes == 100 * 1000
+    # Process-wide totals may include another thread's few allocations; the
+    # line's own node below must be exact.
+    assert 1000 <= t1.allocations - t0.allocations <= 1000 + 16
+    assert 100 * 1000 <= t1.allocated_bytes - t0.allocated_bytes <= 100 * 1000 + 4096
     line = line_of(PATTERN, "PATTERN-MALLOC")
     node = _find(
         report.flamegraph("allocated"),
@@ -243,10 +245,11 @@ def test_module_loaded_after_attach_is_tracked(tmp_path):
         t0 = native_totals()
         mod.pattern(500, 40)
         t1 = native_totals()
-    assert t1.allocations - t0.allocations == 500
-    assert t1.allocated_bytes - t0.allocated_bytes == 500 * 40
+    assert 500 <= t1.allocations - t0.allocations <= 500 + 16
+    assert 500 * 40 <= t1.allocated_bytes - t0.allocated_bytes <= 500 * 40 + 4096
     node = _find(report.flamegraph("allocated"), lambda n: n["kind"] == "cython" and n["count"] == 500)
     assert node is not None
+    assert node["bytes"] == 500 * 40
 
 
 def test_nested_track():
