@@ -18,6 +18,7 @@ export class MemoryPanel extends Widget {
     super();
     this.id = 'cyscope-memory-panel';
     this.addClass('cyscope-MemoryPanel');
+    this.addClass('cyscope-SidePanel');
     this.title.caption = 'cyscope: memory of the current notebook kernel';
     this.node.innerHTML = `
       <div class="cyscope-MemoryPanel-header">

@@ -23,6 +23,7 @@ export class CythonCodePanel extends Widget {
     super();
     this.id = CODE_PANEL_ID;
     this.addClass('cyscope-CythonCodePanel');
+    this.addClass('cyscope-SidePanel');
     this.title.caption = 'C generated for a line of a %%cython -a cell';
     this.node.tabIndex = -1;
     this._render();
