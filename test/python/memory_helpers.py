@@ -26,6 +26,19 @@ cdef extern from *:
     void cyscope_escape(void* p) nogil
 '''
 
+# Net and peak are process-wide: while a tracked block runs, another thread or
+# the cyclic GC may free blocks allocated before it, so those two figures can
+# land a little under what the block itself kept (CI once saw 360 bytes under).
+# Leaked bytes and per-line figures only count blocks allocated inside the
+# window and stay exact.
+PROCESS_WIDE_SLACK = 256 * 1024
+
+
+def at_least(value: int, expected: int) -> bool:
+    """A process-wide net or peak figure that covers `expected`, give or take
+    frees of older blocks by other threads (PROCESS_WIDE_SLACK)."""
+    return value >= expected - PROCESS_WIDE_SLACK
+
 
 def pyx_source(body: str) -> str:
     """A .pyx whose line 1 is blank, as the %%cython magic's line 1 is `%%cython`."""
