@@ -13,6 +13,7 @@ export default tseslint.config(
       '.venv/',
       '.venv-lab45/',
       '.cache/',
+      'compat/debian-jupyterlab/build/',
       'native/',
       '**/*.d.ts'
     ]
