@@ -20,6 +20,9 @@ if [ ! -f python-shim/cyscope/labextension/package.json ] ||
   jupyter labextension build --development True . >/dev/null
 fi
 
+# JupyterLab 4.5 from npm for Debian's own Jupyter server (e2e compatibility target).
+bash "$ROOT/compat/debian-jupyterlab/build.sh"
+
 # Development install: the venv imports cyscope from the checkout and its
 # Jupyter finds the labextension through a symlink (what `pip install -e` +
 # `jupyter labextension develop` would do, without re-installing each time).

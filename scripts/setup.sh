@@ -8,6 +8,8 @@ APT_PACKAGES=(
   chromium            # e2e tests (Playwright drives /usr/bin/chromium)
   python3-ipykernel   # Debian's interpreter: the SageMath kernel's python
   python3-jupyter-client
+  python3-jupyter-server      # with python3-jupyterlab-server: serves the
+  python3-jupyterlab-server   # JupyterLab of compat/debian-jupyterlab (e2e)
   python3-pytest
   python3-jsonschema
   python3-numpy
