@@ -5,7 +5,12 @@
 import { expect, Page, test as base } from '@playwright/test';
 import { ChildProcess } from 'child_process';
 
-import { IServerInfo, startServer, VENV_BIN } from '../support/jupyter-server';
+import {
+  IServerInfo,
+  ServerKind,
+  startServer,
+  VENV_BIN
+} from '../support/jupyter-server';
 
 export function notebookJson(kernelName: string, displayName: string): string {
   return JSON.stringify({
@@ -46,16 +51,26 @@ export const NOTEBOOKS: Record<string, string> = {
   )
 };
 
-type WorkerFixtures = { server: IServerInfo; venvBin: string };
+type WorkerFixtures = {
+  server: IServerInfo;
+  venvBin: string;
+  serverKind: ServerKind;
+};
 type TestFixtures = { consoleErrors: string[] };
 
 export const test = base.extend<TestFixtures, WorkerFixtures>({
   // Which JupyterLab serves the tests: the project venv (4.6) by default,
   // .venv-lab45 for the 4.5 compatibility project (playwright.config.ts).
   venvBin: [VENV_BIN, { option: true, scope: 'worker' }],
+  // 'debian': Debian's own Jupyter server packages instead of a venv's.
+  serverKind: ['pip', { option: true, scope: 'worker' }],
   server: [
-    async ({ venvBin }, use) => {
-      const { info, process: proc } = await startServer(NOTEBOOKS, venvBin);
+    async ({ venvBin, serverKind }, use) => {
+      const { info, process: proc } = await startServer(
+        NOTEBOOKS,
+        venvBin,
+        serverKind
+      );
       await use(info);
       await stop(proc);
     },

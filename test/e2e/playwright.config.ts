@@ -20,6 +20,13 @@ export default defineConfig({
       name: 'jupyterlab-4.5',
       grep: /loads cleanly/,
       use: { venvBin: path.join(REPO, '.venv-lab45', 'bin') } as object
+    },
+    {
+      // Debian 12's own jupyter_server + jupyterlab_server (no PyPI) serving
+      // the JupyterLab 4.5 of compat/debian-jupyterlab.
+      name: 'debian-jupyterlab-4.5',
+      grep: /loads cleanly/,
+      use: { serverKind: 'debian' } as object
     }
   ],
   use: {

@@ -2,6 +2,11 @@
  * Starts a real JupyterLab server for end-to-end tests: loopback only, a
  * random token, fresh runtime/settings/workspace folders so nothing leaks
  * between runs, and extra kernelspecs for Debian's interpreter.
+ *
+ * Two kinds of server: `pip` is `jupyter lab` from a virtual environment;
+ * `debian` is the JupyterLab 4.5 of compat/debian-jupyterlab served by
+ * Debian's own jupyter_server and jupyterlab_server on /usr/bin/python3,
+ * where every kernel is Debian's interpreter.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as crypto from 'crypto';
@@ -12,6 +17,9 @@ import * as path from 'path';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const VENV_BIN = path.join(REPO, '.venv', 'bin');
+const DEBIAN_LAB = path.join(REPO, 'compat', 'debian-jupyterlab');
+
+export type ServerKind = 'pip' | 'debian';
 
 export interface IServerInfo {
   url: string;
@@ -54,7 +62,8 @@ function writeKernelSpec(
 
 export async function startServer(
   rootFiles: Record<string, string> = {},
-  venvBin: string = VENV_BIN
+  venvBin: string = VENV_BIN,
+  kind: ServerKind = 'pip'
 ): Promise<{ info: IServerInfo; process: ChildProcess; base: string }> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'cyscope-e2e-'));
   const rootDir = path.join(base, 'notebooks');
@@ -92,33 +101,63 @@ export async function startServer(
   );
   const port = await freePort();
   const token = crypto.randomBytes(24).toString('hex');
+  if (kind === 'debian') {
+    // No venv there: the default kernel is Debian's python3 too, and the
+    // prebuilt extension is found in the data path, as an installed one is.
+    writeKernelSpec(
+      dataDir,
+      'python3',
+      'Python 3 (ipykernel)',
+      '/usr/bin/python3',
+      { PYTHONPATH: path.join(REPO, 'python-shim') }
+    );
+    fs.mkdirSync(path.join(dataDir, 'labextensions'));
+    fs.symlinkSync(
+      path.join(REPO, 'python-shim', 'cyscope', 'labextension'),
+      path.join(dataDir, 'labextensions', 'jupyterlab-cyscope')
+    );
+  }
   const env = {
     ...process.env,
     JUPYTER_RUNTIME_DIR: path.join(base, 'runtime'),
     JUPYTER_CONFIG_DIR: path.join(base, 'config'),
     JUPYTER_PATH: dataDir,
     IPYTHONDIR: path.join(base, 'ipython'),
-    PATH: `${venvBin}:${process.env.PATH}`
+    PATH: kind === 'pip' ? `${venvBin}:${process.env.PATH}` : process.env.PATH
   };
-  const proc = spawn(
-    path.join(venvBin, 'jupyter'),
-    [
-      'lab',
-      '--no-browser',
-      '--ServerApp.ip=127.0.0.1',
-      `--ServerApp.port=${port}`,
-      '--ServerApp.port_retries=0',
-      `--IdentityProvider.token=${token}`,
-      `--ServerApp.root_dir=${rootDir}`,
-      '--ServerApp.allow_root=True',
-      '--LabApp.expose_app_in_browser=True',
-      `--LabApp.user_settings_dir=${path.join(base, 'settings')}`,
-      `--LabApp.workspaces_dir=${path.join(base, 'workspaces')}`,
-      '--LabApp.news_url=',
-      '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate'
-    ],
-    { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false }
-  );
+  const proc =
+    kind === 'pip'
+      ? spawn(
+          path.join(venvBin, 'jupyter'),
+          [
+            'lab',
+            '--no-browser',
+            '--ServerApp.ip=127.0.0.1',
+            `--ServerApp.port=${port}`,
+            '--ServerApp.port_retries=0',
+            `--IdentityProvider.token=${token}`,
+            `--ServerApp.root_dir=${rootDir}`,
+            '--ServerApp.allow_root=True',
+            '--LabApp.expose_app_in_browser=True',
+            `--LabApp.user_settings_dir=${path.join(base, 'settings')}`,
+            `--LabApp.workspaces_dir=${path.join(base, 'workspaces')}`,
+            '--LabApp.news_url=',
+            '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate'
+          ],
+          { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false }
+        )
+      : spawn(
+          '/usr/bin/python3',
+          [
+            path.join(DEBIAN_LAB, 'launch.py'),
+            `--port=${port}`,
+            `--token=${token}`,
+            `--root-dir=${rootDir}`,
+            `--state-dir=${path.join(base, 'state')}`,
+            '--expose-app-in-browser'
+          ],
+          { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false }
+        );
   const log = fs.createWriteStream(path.join(base, 'server.log'));
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
