@@ -6,15 +6,15 @@ import { Page } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
 
+import {
+  CYTHON_ERROR,
+  CYTHON_ERROR_DIAGNOSTICS
+} from '../support/cython-samples';
 import { REPO } from '../support/jupyter-server';
 import { expect, notebookJson, openNotebook, runCell, test } from './fixtures';
 
 const DIAGNOSTICS_MIME = 'application/vnd.cyscope.diagnostics+json';
 const ANNOTATION_MIME = 'application/vnd.cyscope.annotation+json';
-
-const CYTHON_ERROR = `%%cython
-def add_y(int n):
-    return n + y`;
 
 const C_ERROR = `%%cython
 cdef extern from *:
@@ -200,21 +200,7 @@ test('a saved notebook shows its markers on open; a malformed payload is refused
   const notebook = JSON.parse(notebookJson('python3', 'Python 3 (ipykernel)'));
   notebook.cells = [
     cell('saved', CYTHON_ERROR, {
-      [DIAGNOSTICS_MIME]: {
-        v: 1,
-        ok: false,
-        module: 'm',
-        diagnostics: [
-          {
-            severity: 'error',
-            line: 3,
-            column: 16,
-            message: 'undeclared name not builtin: y',
-            source: 'cython'
-          }
-        ],
-        output: ''
-      },
+      [DIAGNOSTICS_MIME]: CYTHON_ERROR_DIAGNOSTICS,
       'text/plain': 'line 3, column 16: error: undeclared name not builtin: y'
     }),
     cell('future', CYTHON_ERROR, {

@@ -13,25 +13,14 @@ import {
   setCythonOverlay
 } from '../../src/cython/editorOverlay';
 import { diagnosticMarks, shadedLines } from '../../src/cython/layout';
-import { IAnnotation, IDiagnostics } from '../../src/cython/payload';
+import { IAnnotation } from '../../src/cython/payload';
+import {
+  CYTHON_ERROR,
+  CYTHON_ERROR_DIAGNOSTICS
+} from '../support/cython-samples';
 
-const SOURCE = '%%cython\ndef add_y(int n):\n    return n + y';
-
-const diagnostics: IDiagnostics = {
-  v: 1,
-  ok: false,
-  module: 'm',
-  diagnostics: [
-    {
-      severity: 'error',
-      line: 3,
-      column: 16,
-      message: 'undeclared name not builtin: y',
-      source: 'cython'
-    }
-  ],
-  output: ''
-};
+const SOURCE = CYTHON_ERROR;
+const diagnostics = CYTHON_ERROR_DIAGNOSTICS;
 
 const annotation: IAnnotation = {
   v: 1,
