@@ -79,7 +79,13 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   consoleErrors: async ({ page }, use) => {
     const errors: string[] = [];
     page.on('console', msg => {
-      if (msg.type() === 'error') {
+      // A shared-module warning means cyscope asked the host for a version of
+      // a JupyterLab package it does not provide (package.json's
+      // jupyterlab.sharedPackages declares the range cyscope supports).
+      if (
+        msg.type() === 'error' ||
+        (msg.type() === 'warning' && /Unsatisfied version/.test(msg.text()))
+      ) {
         errors.push(msg.text());
       }
     });
