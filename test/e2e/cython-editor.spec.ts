@@ -10,8 +10,14 @@ import {
   CYTHON_ERROR,
   CYTHON_ERROR_DIAGNOSTICS
 } from '../support/cython-samples';
-import { REPO } from '../support/jupyter-server';
-import { expect, notebookJson, openNotebook, runCell, test } from './fixtures';
+import {
+  expect,
+  notebookJson,
+  openNotebook,
+  runCell,
+  saveShot,
+  test
+} from './fixtures';
 
 const DIAGNOSTICS_MIME = 'application/vnd.cyscope.diagnostics+json';
 const ANNOTATION_MIME = 'application/vnd.cyscope.annotation+json';
@@ -72,15 +78,6 @@ async function linesWith(page: Page, className: string): Promise<number[]> {
 
 async function collapseLeft(page: Page): Promise<void> {
   await page.evaluate(() => (window as any).jupyterapp.shell.collapseLeft());
-}
-
-function saveShot(name: string, shot: Buffer): void {
-  const out = path.join(REPO, 'test-results', name);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, shot);
-  if (process.env.CYSCOPE_UPDATE_DOCS_SCREENSHOTS === '1') {
-    fs.writeFileSync(path.join(REPO, 'docs', 'images', name), shot);
-  }
 }
 
 test('a Cython error is marked on its cell line, listed, and cleared by an edit', async ({

@@ -4,9 +4,12 @@
  */
 import { expect, Page, test as base } from '@playwright/test';
 import { ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
 
 import {
   IServerInfo,
+  REPO,
   ServerKind,
   startServer,
   VENV_BIN
@@ -51,6 +54,9 @@ export const NOTEBOOKS: Record<string, string> = {
   )
 };
 
+/** The Playwright project whose screenshots illustrate the docs. */
+const DOCS_PROJECT = 'jupyterlab-4.6';
+
 type WorkerFixtures = {
   server: IServerInfo;
   venvBin: string;
@@ -66,13 +72,20 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
   serverKind: ['pip', { option: true, scope: 'worker' }],
   server: [
     async ({ venvBin, serverKind }, use) => {
-      const { info, process: proc } = await startServer(
-        NOTEBOOKS,
-        venvBin,
-        serverKind
-      );
+      const {
+        info,
+        process: proc,
+        base: serverDir
+      } = await startServer(NOTEBOOKS, venvBin, serverKind);
       await use(info);
       await stop(proc);
+      // The server's notebooks, settings and logs: kept only on request,
+      // for a look after a failure (CYSCOPE_KEEP_E2E_DIRS=1).
+      if (process.env.CYSCOPE_KEEP_E2E_DIRS === '1') {
+        console.log(`server folder kept: ${serverDir}`);
+      } else {
+        fs.rmSync(serverDir, { recursive: true, force: true });
+      }
     },
     { scope: 'worker' }
   ],
@@ -207,4 +220,21 @@ export function parseBytes(text: string): number {
   }
   const power = ['B', 'KiB', 'MiB', 'GiB', 'TiB'].indexOf(m[2]);
   return parseFloat(m[1]) * 1024 ** power;
+}
+
+/**
+ * Keep a screenshot with the test's other output. The docs' images come from
+ * the main project (JupyterLab 4.6) only, on request
+ * (CYSCOPE_UPDATE_DOCS_SCREENSHOTS=1): the compatibility projects run the
+ * same test and would otherwise overwrite them.
+ */
+export function saveShot(name: string, shot: Buffer): void {
+  const info = test.info();
+  fs.writeFileSync(info.outputPath(name), shot);
+  if (
+    process.env.CYSCOPE_UPDATE_DOCS_SCREENSHOTS === '1' &&
+    info.project.name === DOCS_PROJECT
+  ) {
+    fs.writeFileSync(path.join(REPO, 'docs', 'images', name), shot);
+  }
 }

@@ -1,10 +1,6 @@
 /**
  * End to end: a real JupyterLab 4.6 server, real kernels, Debian's Chromium.
  */
-import * as fs from 'fs';
-import * as path from 'path';
-
-import { REPO } from '../support/jupyter-server';
 import {
   expect,
   lastOutput,
@@ -12,6 +8,7 @@ import {
   openNotebook,
   parseBytes,
   runCell,
+  saveShot,
   test
 } from './fixtures';
 
@@ -116,15 +113,7 @@ test('loads cleanly, loads cyscope silently, streams live memory, adds a row per
   });
   await page.waitForTimeout(300);
   const shot = await page.locator('#cyscope-memory-panel').screenshot();
-  const out = path.join(REPO, 'test-results', 'memory-panel.png');
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, shot);
-  if (process.env.CYSCOPE_UPDATE_DOCS_SCREENSHOTS === '1') {
-    fs.writeFileSync(
-      path.join(REPO, 'docs', 'images', 'memory-panel.png'),
-      shot
-    );
-  }
+  saveShot('memory-panel.png', shot);
 
   expect(consoleErrors).toEqual([]);
 });
