@@ -28,7 +28,7 @@ stage() {
 }
 
 lint_python() {
-  ruff check python-shim test scripts && ruff format --check python-shim test scripts
+  ruff check python-shim test scripts compat && ruff format --check python-shim test scripts compat
 }
 lint_native() {
   find native -path 'native/build*' -prune -o \( -name '*.c' -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) -print |
