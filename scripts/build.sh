@@ -20,8 +20,12 @@ if [ ! -f python-shim/cyscope/labextension/package.json ] ||
   jupyter labextension build --development True . >/dev/null
 fi
 
-# JupyterLab 4.5 from npm for Debian's own Jupyter server (e2e compatibility target).
-bash "$ROOT/compat/debian-jupyterlab/build.sh"
+# JupyterLab 4.5 from npm for Debian's own Jupyter server (e2e compatibility
+# target). The demo does not serve it, so `npm run demo` skips its 500 MB of
+# node_modules (CYSCOPE_BUILD_COMPAT=0).
+if [ "${CYSCOPE_BUILD_COMPAT:-1}" != 0 ]; then
+  bash "$ROOT/compat/debian-jupyterlab/build.sh"
+fi
 
 # Development install: the venv imports cyscope from the checkout and its
 # Jupyter finds the labextension through a symlink (what `pip install -e` +

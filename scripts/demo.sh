@@ -3,7 +3,7 @@
 # on 127.0.0.1 only, with a token. Prints the URL to open.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
-bash scripts/build.sh
+CYSCOPE_BUILD_COMPAT=0 bash scripts/build.sh
 
 port="${CYSCOPE_DEMO_PORT:-8888}"
 token="${CYSCOPE_DEMO_TOKEN:-$("$PY" -c 'import secrets; print(secrets.token_hex(24))')}"
