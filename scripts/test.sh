@@ -28,7 +28,8 @@ stage() {
 }
 
 lint_python() {
-  ruff check python-shim test scripts compat && ruff format --check python-shim test scripts compat
+  local dirs=(python-shim test scripts compat)
+  ruff check "${dirs[@]}" && ruff format --check "${dirs[@]}"
 }
 lint_native() {
   find native -path 'native/build*' -prune -o \( -name '*.c' -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) -print |

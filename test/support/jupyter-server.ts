@@ -21,6 +21,9 @@ const DEBIAN_LAB = path.join(REPO, 'compat', 'debian-jupyterlab');
 
 export type ServerKind = 'pip' | 'debian';
 
+/** A kernel's environment that imports cyscope from this checkout. */
+const CYSCOPE_FROM_CHECKOUT = { PYTHONPATH: path.join(REPO, 'python-shim') };
+
 export interface IServerInfo {
   url: string;
   token: string;
@@ -60,6 +63,52 @@ function writeKernelSpec(
   );
 }
 
+interface IServerPlace {
+  port: number;
+  token: string;
+  rootDir: string;
+  base: string;
+}
+
+/** The command line of each kind of server, on loopback with a token. */
+function serverCommand(
+  kind: ServerKind,
+  venvBin: string,
+  { port, token, rootDir, base }: IServerPlace
+): [string, string[]] {
+  if (kind === 'debian') {
+    return [
+      '/usr/bin/python3',
+      [
+        path.join(DEBIAN_LAB, 'launch.py'),
+        `--port=${port}`,
+        `--token=${token}`,
+        `--root-dir=${rootDir}`,
+        `--state-dir=${path.join(base, 'state')}`,
+        '--expose-app-in-browser'
+      ]
+    ];
+  }
+  return [
+    path.join(venvBin, 'jupyter'),
+    [
+      'lab',
+      '--no-browser',
+      '--ServerApp.ip=127.0.0.1',
+      `--ServerApp.port=${port}`,
+      '--ServerApp.port_retries=0',
+      `--IdentityProvider.token=${token}`,
+      `--ServerApp.root_dir=${rootDir}`,
+      '--ServerApp.allow_root=True',
+      '--LabApp.expose_app_in_browser=True',
+      `--LabApp.user_settings_dir=${path.join(base, 'settings')}`,
+      `--LabApp.workspaces_dir=${path.join(base, 'workspaces')}`,
+      '--LabApp.news_url=',
+      '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate'
+    ]
+  ];
+}
+
 export async function startServer(
   rootFiles: Record<string, string> = {},
   venvBin: string = VENV_BIN,
@@ -79,7 +128,7 @@ export async function startServer(
     'debian-python3-cyscope',
     'Debian Python 3 (cyscope from checkout)',
     '/usr/bin/python3',
-    { PYTHONPATH: path.join(REPO, 'python-shim') }
+    CYSCOPE_FROM_CHECKOUT
   );
   writeKernelSpec(
     dataDir,
@@ -109,7 +158,7 @@ export async function startServer(
       'python3',
       'Python 3 (ipykernel)',
       '/usr/bin/python3',
-      { PYTHONPATH: path.join(REPO, 'python-shim') }
+      CYSCOPE_FROM_CHECKOUT
     );
     fs.mkdirSync(path.join(dataDir, 'labextensions'));
     fs.symlinkSync(
@@ -125,39 +174,17 @@ export async function startServer(
     IPYTHONDIR: path.join(base, 'ipython'),
     PATH: kind === 'pip' ? `${venvBin}:${process.env.PATH}` : process.env.PATH
   };
-  const proc =
-    kind === 'pip'
-      ? spawn(
-          path.join(venvBin, 'jupyter'),
-          [
-            'lab',
-            '--no-browser',
-            '--ServerApp.ip=127.0.0.1',
-            `--ServerApp.port=${port}`,
-            '--ServerApp.port_retries=0',
-            `--IdentityProvider.token=${token}`,
-            `--ServerApp.root_dir=${rootDir}`,
-            '--ServerApp.allow_root=True',
-            '--LabApp.expose_app_in_browser=True',
-            `--LabApp.user_settings_dir=${path.join(base, 'settings')}`,
-            `--LabApp.workspaces_dir=${path.join(base, 'workspaces')}`,
-            '--LabApp.news_url=',
-            '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate'
-          ],
-          { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false }
-        )
-      : spawn(
-          '/usr/bin/python3',
-          [
-            path.join(DEBIAN_LAB, 'launch.py'),
-            `--port=${port}`,
-            `--token=${token}`,
-            `--root-dir=${rootDir}`,
-            `--state-dir=${path.join(base, 'state')}`,
-            '--expose-app-in-browser'
-          ],
-          { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false }
-        );
+  const [command, args] = serverCommand(kind, venvBin, {
+    port,
+    token,
+    rootDir,
+    base
+  });
+  const proc = spawn(command, args, {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: false
+  });
   const log = fs.createWriteStream(path.join(base, 'server.log'));
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
