@@ -197,6 +197,18 @@ export function decodeMessage(
   }
 }
 
+/** Matches the message of `type` on `channel` that answers request `msgId`. */
+function answerTo(
+  channel: Channel,
+  type: string,
+  msgId: string
+): (m: JupyterMessage) => boolean {
+  return m =>
+    m.channel === channel &&
+    m.header.msg_type === type &&
+    m.parent_header.msg_id === msgId;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise(ok => setTimeout(ok, ms));
 }
@@ -356,18 +368,12 @@ export class KernelClient {
       }
       const msg = this.message('kernel_info_request', {});
       const onIopub = this.waitFor(
-        m =>
-          m.channel === 'iopub' &&
-          m.header.msg_type === 'status' &&
-          m.parent_header.msg_id === msg.header.msg_id,
+        answerTo('iopub', 'status', msg.header.msg_id),
         1000,
         'kernel_info status'
       );
       const onShell = this.waitFor(
-        m =>
-          m.channel === 'shell' &&
-          m.header.msg_type === 'kernel_info_reply' &&
-          m.parent_header.msg_id === msg.header.msg_id,
+        answerTo('shell', 'kernel_info_reply', msg.header.msg_id),
         1000,
         'kernel_info_reply'
       );
@@ -598,19 +604,13 @@ export class KernelClient {
       }
     });
     const reply = this.waitFor(
-      m =>
-        m.channel === 'shell' &&
-        m.header.msg_type === 'execute_reply' &&
-        m.parent_header.msg_id === msgId,
+      answerTo('shell', 'execute_reply', msgId),
       timeoutMs,
       `execute_reply to ${JSON.stringify(code)}`
     );
+    const status = answerTo('iopub', 'status', msgId);
     const idle = this.waitFor(
-      m =>
-        m.channel === 'iopub' &&
-        m.header.msg_type === 'status' &&
-        m.content.execution_state === 'idle' &&
-        m.parent_header.msg_id === msgId,
+      m => status(m) && m.content.execution_state === 'idle',
       timeoutMs,
       `IOPub idle after ${JSON.stringify(code)}`
     );
