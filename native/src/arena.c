@@ -2,6 +2,7 @@
  * memory (never malloc), so hooks never re-enter themselves through their
  * own data. */
 #define _GNU_SOURCE
+#include <string.h>
 #include <sys/mman.h>
 
 #include "memtrack_internal.h"
@@ -13,6 +14,20 @@ void *ct_os_alloc(size_t bytes) {
 
 void ct_os_free(void *p, size_t bytes) {
   if (p) munmap(p, bytes);
+}
+
+void *ct_os_grow(void *array, size_t *cap, size_t used, size_t need, size_t elem, size_t first) {
+  if (need <= *cap) return array;
+  size_t n = *cap ? *cap * 2 : first;
+  while (n < need) n *= 2;
+  void *grown = ct_os_alloc(n * elem);
+  if (!grown) return NULL;
+  if (array) {
+    memcpy(grown, array, used * elem);
+    ct_os_free(array, *cap * elem);
+  }
+  *cap = n;
+  return grown;
 }
 
 /* Bump arena for stacks and strings (never freed: ids stay valid). */

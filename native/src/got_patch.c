@@ -37,17 +37,9 @@ static slot_rec *g_slots;
 static size_t g_nslots, g_cap;
 
 static int slots_reserve(size_t need) {
-  if (need <= g_cap) return 0;
-  size_t cap = g_cap ? g_cap * 2 : 1024;
-  while (cap < need) cap *= 2;
-  slot_rec *n = ct_os_alloc(cap * sizeof(slot_rec));
+  slot_rec *n = ct_os_grow(g_slots, &g_cap, g_nslots, need, sizeof(slot_rec), 1024);
   if (!n) return -1;
-  if (g_slots) {
-    memcpy(n, g_slots, g_nslots * sizeof(slot_rec));
-    ct_os_free(g_slots, g_cap * sizeof(slot_rec));
-  }
   g_slots = n;
-  g_cap = cap;
   return 0;
 }
 

@@ -84,6 +84,11 @@ uint64_t ct_got_tracker_bytes(void);
 /* Page-granular memory for the tracker itself: never goes through malloc. */
 void *ct_os_alloc(size_t bytes);
 void ct_os_free(void *p, size_t bytes);
+/* An array of `elem`-byte items in that memory, with `used` items and room
+ * for *cap, grown (doubling, from `first`) to hold at least `need`: returns
+ * the array to use from now on and updates *cap, or NULL with the array and
+ * *cap unchanged when memory runs out. */
+void *ct_os_grow(void *array, size_t *cap, size_t used, size_t need, size_t elem, size_t first);
 /* Bump allocation for stacks and strings, never freed (ids stay valid).
  * Table lock held. */
 void *arena_alloc(size_t n);

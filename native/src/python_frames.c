@@ -67,17 +67,10 @@ uint32_t code_intern(uintptr_t code) { /* table lock held */
       e->code = 0; /* stale: forget, add a fresh entry */
     }
   }
-  if (g_ncodes + 1 > g_codes_cap) {
-    size_t cap = g_codes_cap ? g_codes_cap * 2 : 4096;
-    code_ent *n = ct_os_alloc(cap * sizeof(code_ent));
-    if (!n) return 0;
-    if (g_codes) {
-      memcpy(n, g_codes, g_ncodes * sizeof(code_ent));
-      ct_os_free(g_codes, g_codes_cap * sizeof(code_ent));
-    }
-    g_codes = n;
-    g_codes_cap = cap;
-  }
+  code_ent *codes =
+      ct_os_grow(g_codes, &g_codes_cap, g_ncodes, g_ncodes + 1, sizeof(code_ent), 4096);
+  if (!codes) return 0;
+  g_codes = codes;
   if (g_ncodes * 2 > g_code_slots_cap) {
     size_t cap = g_code_slots_cap ? g_code_slots_cap * 2 : 8192;
     uint32_t *s = ct_os_alloc(cap * sizeof(uint32_t));

@@ -43,17 +43,10 @@ static uint32_t stack_intern(const cyscope_mem_frame *f, int n) { /* table lock 
         return id;
     }
   }
-  if (g_nstacks + 1 > g_stacks_cap) {
-    size_t cap = g_stacks_cap ? g_stacks_cap * 2 : 4096;
-    stack_hdr **ns = ct_os_alloc(cap * sizeof(*ns));
-    if (!ns) return 0;
-    if (g_stacks) {
-      memcpy(ns, g_stacks, g_nstacks * sizeof(*ns));
-      ct_os_free(g_stacks, g_stacks_cap * sizeof(*ns));
-    }
-    g_stacks = ns;
-    g_stacks_cap = cap;
-  }
+  stack_hdr **stacks =
+      ct_os_grow(g_stacks, &g_stacks_cap, g_nstacks, g_nstacks + 1, sizeof(*stacks), 4096);
+  if (!stacks) return 0;
+  g_stacks = stacks;
   if (g_nstacks * 2 > g_nbuckets) {
     size_t nb = g_nbuckets ? g_nbuckets * 4 : 8192;
     uint32_t *b = ct_os_alloc(nb * sizeof(uint32_t));

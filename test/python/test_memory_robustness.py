@@ -126,3 +126,21 @@ def test_untracked_is_per_thread():
     assert 350_000 <= report.net_bytes < 800_000
     del mine
     kept.clear()
+
+
+def test_tables_grow_past_their_first_size():
+    # 6,000 distinct functions, each allocating on its own line: more code
+    # objects and stacks than the tracker's tables first hold (4,096 each),
+    # so every one of them goes through a table growth.
+    count = 6000
+    namespace = {}
+    source = "\n".join(f"def f{i}():\n    return bytearray(700)\n" for i in range(count))
+    exec(compile(source, "cyscope_many_functions.py", "exec"), namespace)
+    before = _lib.totals().stacks
+    with memory.track(exact=True) as report:
+        kept = [namespace[f"f{i}"]() for i in range(count)]
+    assert _lib.totals().stacks - before >= count
+    assert report.leaked_bytes >= count * 700
+    lines = {g["line"] for g in report.leaks_by_line() if g["file"] == "cyscope_many_functions.py"}
+    assert len(lines) >= 4097, len(lines)
+    del kept
