@@ -4,16 +4,14 @@
  * every message the kernel sends on it against protocol/cyscope.schema.json.
  */
 import Ajv2020, { ErrorObject, ValidateFunction } from 'ajv/dist/2020';
-import { readFileSync } from 'fs';
-import { join } from 'path';
 import {
   CommCollector,
   CommMsgContent,
   ExecuteResult,
   JupyterMessage,
-  KernelClient,
-  REPO_ROOT
+  KernelClient
 } from '../support/kernel-client';
+import { protocolJson } from '../support/protocol-files';
 import {
   COMM_TARGET,
   ICellMessage,
@@ -42,8 +40,6 @@ export type { KernelMessage };
 
 // -- schema -----------------------------------------------------------------
 
-const SCHEMA_FILE = join(REPO_ROOT, 'protocol', 'cyscope.schema.json');
-
 interface Validators {
   kernelToFrontend: ValidateFunction;
   frontendToKernel: ValidateFunction;
@@ -52,9 +48,7 @@ interface Validators {
 let validators: Validators | null = null;
 
 function compileValidators(): Validators {
-  const schema = JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')) as {
-    $id: string;
-  };
+  const schema = protocolJson('cyscope.schema.json') as { $id: string };
   const ajv = new Ajv2020({ allErrors: true, strict: true });
   ajv.addSchema(schema);
   const anyOf = (defs: string[]): ValidateFunction =>

@@ -5,24 +5,23 @@
  * Runs on the project venv (Cython 3) and Debian's python3 (Cython 0.29).
  */
 import Ajv2020 from 'ajv/dist/2020';
-import { mkdtempSync, readFileSync } from 'fs';
+import { mkdtempSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 
 import {
   DEFAULT_PYTHON,
   JupyterMessage,
-  KernelClient,
-  REPO_ROOT
+  KernelClient
 } from '../support/kernel-client';
+import { protocolJson } from '../support/protocol-files';
 
 jest.setTimeout(180000);
 
 const DIAGNOSTICS_MIME = 'application/vnd.cyscope.diagnostics+json';
-const schema = JSON.parse(
-  readFileSync(join(REPO_ROOT, 'protocol', 'diagnostics.schema.json'), 'utf8')
+const validateDiagnostics = new Ajv2020({ strict: false }).compile(
+  protocolJson('diagnostics.schema.json')
 );
-const validateDiagnostics = new Ajv2020({ strict: false }).compile(schema);
 
 interface IDiagnostic {
   severity: string;

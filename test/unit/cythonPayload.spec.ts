@@ -2,18 +2,12 @@
  * The %%cython payload checks against the protocol's shared fixtures (the
  * kernel's pytest checks the same files against the JSON schemas).
  */
-import * as fs from 'fs';
-import * as path from 'path';
-
 import {
   describeDiagnostic,
   parseAnnotation,
   parseDiagnostics
 } from '../../src/cython/payload';
-
-const FIXTURES = path.resolve(__dirname, '..', '..', 'protocol', 'fixtures');
-const fixture = (name: string): unknown[] =>
-  JSON.parse(fs.readFileSync(path.join(FIXTURES, name), 'utf-8'));
+import { fixture } from '../support/protocol-files';
 
 describe('parseDiagnostics', () => {
   it.each(fixture('diagnostics-valid.json').map((p, i) => [i, p]))(

@@ -2,8 +2,6 @@
  * The %%cython output renderers and the C side view, on plain DOM: a mime
  * model is only `data` here, as JupyterLab's renderers see it.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
@@ -23,10 +21,7 @@ import {
   annotationRendererFactory,
   diagnosticsRendererFactory
 } from '../../src/cython/renderers';
-
-const FIXTURES = path.resolve(__dirname, '..', '..', 'protocol', 'fixtures');
-const fixture = (name: string): any[] =>
-  JSON.parse(fs.readFileSync(path.join(FIXTURES, name), 'utf-8'));
+import { fixture } from '../support/protocol-files';
 
 function model(data: Record<string, unknown>): IRenderMime.IMimeModel {
   return {

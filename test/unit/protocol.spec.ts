@@ -3,8 +3,6 @@
  * parser alike; the invalid ones must fail both.
  */
 import Ajv2020 from 'ajv/dist/2020';
-import * as fs from 'fs';
-import * as path from 'path';
 
 import {
   configureMessage,
@@ -12,15 +10,9 @@ import {
   ProtocolError,
   requestHistoryMessage
 } from '../../src/protocol';
+import { fixture, protocolJson } from '../support/protocol-files';
 
-const PROTOCOL_DIR = path.resolve(__dirname, '..', '..', 'protocol');
-const schema = JSON.parse(
-  fs.readFileSync(path.join(PROTOCOL_DIR, 'cyscope.schema.json'), 'utf8')
-);
-const fixture = (name: string): unknown[] =>
-  JSON.parse(
-    fs.readFileSync(path.join(PROTOCOL_DIR, 'fixtures', name), 'utf8')
-  );
+const schema = protocolJson('cyscope.schema.json');
 
 const validate = new Ajv2020({ strict: false }).compile(schema);
 const FRONTEND_TYPES = new Set(['configure', 'request_history']);
