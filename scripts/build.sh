@@ -15,9 +15,11 @@ mv -f python-shim/cyscope/_native/.libcyscope.so.tmp python-shim/cyscope/_native
 
 say "frontend: tsc + labextension"
 tsc --sourceMap
-if [ ! -f python-shim/cyscope/labextension/package.json ] ||
-   [ -n "$(find lib style schema package.json -newer python-shim/cyscope/labextension/package.json -print -quit)" ]; then
+labext_stamp=.cache/labextension.built
+if stale "$labext_stamp" lib style schema package.json; then
+  rm -f "$labext_stamp"
   jupyter labextension build --development True . >/dev/null
+  mkdir -p .cache && touch "$labext_stamp"
 fi
 
 # JupyterLab 4.5 from npm for Debian's own Jupyter server (e2e compatibility

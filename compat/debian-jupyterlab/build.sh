@@ -10,10 +10,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-# Written only after webpack succeeded: a failed build is never taken as done.
 stamp=build/.built
-if [ ! -f "$stamp" ] ||
-   [ -n "$(find package.json package-lock.json webpack.config.js src -newer "$stamp" -print -quit)" ]; then
+if stale "$stamp" package.json package-lock.json webpack.config.js src; then
   say "debian-jupyterlab: webpack (development build)"
   rm -f "$stamp"
   mkdir -p build
