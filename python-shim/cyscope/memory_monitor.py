@@ -8,6 +8,7 @@ executions (the frontend's own `%load_ext`) fire neither, so they leave no row.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -20,6 +21,8 @@ DEFAULT_INTERVAL_MS = 100
 MAX_RECORDS = 10_000
 
 Send = Callable[[dict], None]
+
+log = logging.getLogger(__name__)
 
 
 class CellTracker(Protocol):
@@ -88,8 +91,12 @@ class MemoryMonitor:
 
     # -- IPython events -------------------------------------------------------
     def cell_started(self, execution_count: int, cell_id: str | None) -> None:
+        # A failing tracker costs the cell its exact figures, never its row.
         if self._tracker is not None:
-            self._tracker.cell_started(execution_count, cell_id)
+            try:
+                self._tracker.cell_started(execution_count, cell_id)
+            except Exception:
+                log.exception("cyscope: the allocation tracker failed to open cell [%s]", execution_count)
         rss = self._rss()
         with self._cond:
             self._current = {
@@ -107,14 +114,16 @@ class MemoryMonitor:
             self._cond.notify_all()
 
     def cell_finished(self, success: bool, execution_count: int | None = None) -> dict | None:
-        memory = self._tracker.cell_finished() if self._tracker is not None else None
+        # The cell's own time and memory, before the tracker builds its report.
+        ended = time.perf_counter()
         rss = self._rss()
+        memory = self._tracker_figures()
         with self._cond:
             record = self._current
             if record is None:
                 return None
             self._current = None
-            record["duration_ms"] = (time.perf_counter() - self._started_perf) * 1000.0
+            record["duration_ms"] = (ended - self._started_perf) * 1000.0
             record["rss_after"] = rss
             record["rss_peak"] = max(record["rss_peak"], rss)
             record["success"] = bool(success)
@@ -126,6 +135,15 @@ class MemoryMonitor:
         self._send(self._sample_message(rss, running=False, execution_count=count))
         self._send(protocol.cell(dict(record)))
         return record
+
+    def _tracker_figures(self) -> dict | None:
+        if self._tracker is None:
+            return None
+        try:
+            return self._tracker.cell_finished()
+        except Exception:
+            log.exception("cyscope: the allocation tracker failed to close the cell")
+            return None
 
     def current_cell(self) -> tuple[int, str | None] | None:
         """(execution count, cell id) of the cell running now, if any."""
@@ -155,18 +173,22 @@ class MemoryMonitor:
                 if self._stopping:
                     return
                 execution_count = self._current["execution_count"]
-            rss = self._rss()
-            with self._cond:
-                if self._current is not None and self._current["execution_count"] == execution_count:
-                    self._current["rss_peak"] = max(self._current["rss_peak"], rss)
-                    message = self._sample_message(rss, True, execution_count)
-                else:
-                    message = None
-            if message is not None:
-                try:
-                    self._send(message)
-                except Exception:
-                    pass  # a closed comm must not stop the sampler
+            try:
+                self._sample_running_cell(execution_count)
+            except Exception:
+                # A closed comm or an unreadable /proc must not stop the sampler.
+                log.debug("cyscope: a memory sample failed", exc_info=True)
             with self._cond:
                 if not self._stopping:
                     self._cond.wait(self._interval_ms / 1000.0)
+
+    def _sample_running_cell(self, execution_count: int) -> None:
+        rss = self._rss()
+        with self._cond:
+            # Sent under the lock: cell_finished cannot close the cell between
+            # this check and the send, so a "running" sample never arrives
+            # after the cell's final one (the panel shows the latest).
+            if self._current is None or self._current["execution_count"] != execution_count:
+                return
+            self._current["rss_peak"] = max(self._current["rss_peak"], rss)
+            self._send(self._sample_message(rss, True, execution_count))
