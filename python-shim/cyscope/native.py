@@ -56,12 +56,15 @@ def candidate_paths() -> list[Path]:
 def unsafe_location_reason(path: Path) -> str | None:
     """Why loading `path` would let another user run code in this process.
 
-    A shared object is code: refuse one that sits in, or is, a file others
-    could have replaced (group/world writable, or owned by another non-root
-    user). Returns None when the location is safe.
+    A shared object is code: refuse one that is, or sits below, a file or
+    folder others could have replaced (group/world writable without the
+    sticky bit, or owned by another non-root user). Symlinks are followed
+    first, and every folder up to / counts: whoever can rename a folder can
+    swap everything below it. Returns None when the location is safe.
     """
     uid = os.getuid()
-    for target in (path, path.parent):
+    real = path.resolve()
+    for target in (real, *real.parents):
         try:
             st = target.stat()
         except OSError as exc:
@@ -74,6 +77,9 @@ def unsafe_location_reason(path: Path) -> str | None:
 
 
 def _load(path: Path) -> tuple[ctypes.CDLL | None, NativeStatus]:
+    # Load what was vetted: the resolved file, not a symlink that could be
+    # re-pointed between the check and the load.
+    path = path.resolve()
     reason = unsafe_location_reason(path)
     if reason:
         return None, NativeStatus(False, None, str(path), f"refused to load: {reason}")

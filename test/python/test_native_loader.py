@@ -51,6 +51,32 @@ def test_a_library_in_a_world_writable_folder_is_refused(tmp_path, monkeypatch, 
     assert process_memory.rss_bytes() > 0
 
 
+def test_a_symlink_into_a_world_writable_folder_is_refused(tmp_path, monkeypatch, repo_root):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.copy(_built_library(repo_root), shared / native.LIBRARY_NAME)
+    os.chmod(shared, 0o777)
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    (mine / native.LIBRARY_NAME).symlink_to(shared / native.LIBRARY_NAME)
+    monkeypatch.setenv(native.ENV_OVERRIDE, str(mine / native.LIBRARY_NAME))
+    status = native.status()
+    assert not status.loaded
+    assert "writable by other users" in status.error and str(shared) in status.error
+
+
+def test_a_library_below_a_world_writable_folder_is_refused(tmp_path, monkeypatch, repo_root):
+    # The library's own folder is fine, but its parent lets anyone rename it.
+    lib_dir = tmp_path / "open" / "lib"
+    lib_dir.mkdir(parents=True)
+    shutil.copy(_built_library(repo_root), lib_dir / native.LIBRARY_NAME)
+    os.chmod(tmp_path / "open", 0o777)
+    monkeypatch.setenv(native.ENV_OVERRIDE, str(lib_dir / native.LIBRARY_NAME))
+    status = native.status()
+    assert not status.loaded
+    assert "writable by other users" in status.error and str(tmp_path / "open") in status.error
+
+
 def test_a_missing_library_degrades_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setattr(native, "candidate_paths", lambda: [tmp_path / "nope" / native.LIBRARY_NAME])
     status = native.status()
