@@ -91,7 +91,7 @@ long aggregate_live(uint32_t lo, uint32_t hi, int by_epoch, cyscope_mem_stack_st
     if (r->key <= KEY_TOMB || r->epoch < lo || r->epoch > hi) continue;
     uint32_t ep = by_epoch ? r->epoch : 0;
     uint64_t k = ((uint64_t)r->stack << 32) | ep;
-    size_t j = (size_t)(k * 0x9E3779B97F4A7C15ull) & (tcap - 1);
+    size_t j = slot_of_key(k, tcap);
     cyscope_mem_stack_stat *s = NULL;
     while (tab[j]) {
       cyscope_mem_stack_stat *c = &out[tab[j] - 1];

@@ -186,11 +186,13 @@ extern _Atomic uint64_t g_live_count;
 extern _Atomic uint8_t g_filter[1u << FILTER_BITS];
 
 static inline size_t hash_ptr(uintptr_t p) { return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull); }
-/* Slot in a power-of-two table: the product's high bits mix every address
- * bit (its low bits would depend on the low address bits only). */
-static inline size_t slot_of(uintptr_t p, size_t cap) {
-  return (size_t)(hash_ptr(p) >> (64 - __builtin_ctzll(cap))) & (cap - 1);
+/* Slot of a 64-bit key in a table of cap entries (a power of two, > 1):
+ * the product's high bits mix every key bit (its low bits would depend on
+ * the low key bits only). */
+static inline size_t slot_of_key(uint64_t key, size_t cap) {
+  return (size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - __builtin_ctzll(cap))) & (cap - 1);
 }
+static inline size_t slot_of(uintptr_t p, size_t cap) { return slot_of_key(p >> 4, cap); }
 static inline size_t filter_slot(uintptr_t p) { return hash_ptr(p) >> (64 - FILTER_BITS); }
 
 /* All table lock held. */

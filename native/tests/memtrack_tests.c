@@ -14,6 +14,8 @@
 
 #include "check.h"
 #include "cyscope.h"
+/* For slot_of_key(), a header-only helper of the tracker's tables. */
+#include "../src/memtrack_internal.h"
 
 /* Pointers escape through here so the compiler keeps every malloc/free. */
 static void *volatile sink;
@@ -443,7 +445,24 @@ static void test_sampling_interval_change(void) {
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
+/* Keys that differ only in their high 32 bits (the live aggregation's
+ * stack<<32 | epoch for many stacks of one epoch) must spread over the
+ * table, not pile into one slot and make linear probing quadratic. */
+static void test_slot_of_key_spreads(void) {
+  enum { CAP = 4096, KEYS = 1000 };
+  static unsigned char used[CAP];
+  memset(used, 0, sizeof used);
+  int distinct = 0;
+  for (uint64_t s = 1; s <= KEYS; s++) {
+    size_t j = slot_of_key((s << 32) | 1, CAP);
+    if (!used[j]) distinct++;
+    used[j] = 1;
+  }
+  CHECK(distinct > KEYS / 2);
+}
+
 int main(void) {
+  test_slot_of_key_spreads();
   test_known_pattern_default();
   test_usable_size_bound();
   test_sampling_interval_change();
