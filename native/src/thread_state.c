@@ -72,14 +72,14 @@ int64_t next_gap(tstate *t) {
 static void ts_retire(void *arg) {
   tstate *t = arg;
   if (!t || t->shared) return;
+  /* Its balance and high-water mark, like any push (which may take the table
+   * lock for a snapshot: before the threads lock, in lock order). */
+  push(t);
   spin_lock(&g_threads_lock);
-  atomic_fetch_add_explicit(&g_pushed, ld64(&t->pend), RLX);
   atomic_fetch_add_explicit(&g_ret_alloc_bytes, ldu(&t->alloc_bytes), RLX);
   atomic_fetch_add_explicit(&g_ret_allocs, ldu(&t->allocs), RLX);
   atomic_fetch_add_explicit(&g_ret_freed_bytes, ldu(&t->freed_bytes), RLX);
   atomic_fetch_add_explicit(&g_ret_frees, ldu(&t->frees), RLX);
-  atomic_store_explicit(&t->pend, 0, RLX);
-  atomic_store_explicit(&t->pend_max, 0, RLX);
   atomic_store_explicit(&t->alloc_bytes, 0, RLX);
   atomic_store_explicit(&t->allocs, 0, RLX);
   atomic_store_explicit(&t->freed_bytes, 0, RLX);

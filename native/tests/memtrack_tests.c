@@ -194,6 +194,28 @@ static void test_threads(void) {
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
+/* A thread that stays below the push threshold and exits still brings its
+ * high-water mark into the peak. */
+static void *small_peak_body(void *arg) {
+  (void)arg;
+  void *p = sink = malloc(200000);
+  free(p);
+  return NULL;
+}
+
+static void test_thread_exit_peak(void) {
+  cyscope_mem_config c = config(1, 0);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  cyscope_mem_reset_peak(NULL);
+  cyscope_mem_totals t0 = totals();
+  pthread_t th;
+  pthread_create(&th, NULL, small_peak_body, NULL);
+  pthread_join(th, NULL);
+  cyscope_mem_totals t1 = totals();
+  CHECK(t1.peak_bytes - t0.current_bytes >= 200000);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
 static void test_attach_detach_cycles(void) {
   cyscope_mem_config c = config(0, 0);
   int ok = 1;
@@ -470,6 +492,7 @@ int main(void) {
   test_leak_record();
   test_mmap();
   test_threads();
+  test_thread_exit_peak();
   test_pause_and_peak();
   test_failures();
   test_concurrency();
