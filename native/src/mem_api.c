@@ -143,13 +143,12 @@ int cyscope_mem_set_python_layout(const cyscope_py_layout *layout) {
 int cyscope_mem_live_by_stack(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap,
                               size_t *n) {
   if (!n || (!out && cap)) return CYSCOPE_EINVAL;
-  tstate *t = get_ts();
-  if (t) t->off++;
+  /* No recursion guard needed: aggregate_live allocates only through the
+   * tracker's own (never patched) mmap slot, like the other table readers. */
   spin_lock(&g_table_lock);
   size_t need = 0;
   long r = aggregate_live(lo, hi, 1, out, cap, &need);
   spin_unlock(&g_table_lock);
-  if (t) t->off--;
   *n = need;
   if (r == -2) return CYSCOPE_EOS;
   return r < 0 ? CYSCOPE_ENOMEM : CYSCOPE_OK;
