@@ -117,6 +117,13 @@ static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra, uintpt
   acct_add(t, usable_size(p));
 }
 
+/* Could the block at p have a record? Zero means certainly not: no records
+ * at all, or none whose address shares p's filter byte. */
+static inline int maybe_recorded(uintptr_t p) {
+  return atomic_load_explicit(&g_live_count, RLX) &&
+         atomic_load_explicit(&g_filter[filter_slot(p)], RLX);
+}
+
 /* Bytes a block counted for, removing its record if any. */
 static __attribute__((noinline)) int untrack_slow(void *p, rec *out) {
   spin_lock(&g_table_lock);
@@ -125,10 +132,16 @@ static __attribute__((noinline)) int untrack_slow(void *p, rec *out) {
   return had;
 }
 
+/* Put back the record of a block a failed realloc left with the caller. */
+static void retrack(const rec *r) {
+  spin_lock(&g_table_lock);
+  live_insert(r);
+  spin_unlock(&g_table_lock);
+}
+
 static inline uint64_t block_bytes_untrack(void *p, rec *out, int *had) {
   *had = 0;
-  if (UNLIKELY(atomic_load_explicit(&g_live_count, RLX) &&
-               atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX))) {
+  if (UNLIKELY(maybe_recorded((uintptr_t)p))) {
     *had = untrack_slow(p, out);
     if (*had) return out->size;
   }
@@ -150,9 +163,7 @@ static inline int only_paused(const tstate *t) {
 
 static __attribute__((noinline)) void release_recorded(tstate *t, void *p) {
   rec r;
-  if (atomic_load_explicit(&g_live_count, RLX) &&
-      atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX) && untrack_slow(p, &r))
-    acct_sub(t, r.size);
+  if (maybe_recorded((uintptr_t)p) && untrack_slow(p, &r)) acct_sub(t, r.size);
 }
 
 /* ------------------------------------------------------------------- hooks */
@@ -198,14 +209,10 @@ static void *realloc_common(void *p, size_t n, uintptr_t ra, uintptr_t sp) {
   if (!active_) {
     if (!p || !only_paused(t)) return realloc(p, n);
     rec r;
-    int had = atomic_load_explicit(&g_live_count, RLX) &&
-              atomic_load_explicit(&g_filter[filter_slot((uintptr_t)p)], RLX) &&
-              untrack_slow(p, &r);
+    int had = maybe_recorded((uintptr_t)p) && untrack_slow(p, &r);
     void *q = realloc(p, n);
     if (had && !q && n != 0) { /* failed: the block is still the caller's */
-      spin_lock(&g_table_lock);
-      live_insert(&r);
-      spin_unlock(&g_table_lock);
+      retrack(&r);
     } else if (had) {
       acct_sub(t, r.size);
     }
@@ -224,9 +231,7 @@ static void *realloc_common(void *p, size_t n, uintptr_t ra, uintptr_t sp) {
     if (n == 0) {
       acct_sub(t, old); /* glibc frees p for realloc(p, 0) */
     } else if (had) {
-      spin_lock(&g_table_lock); /* failed: p is still the caller's */
-      live_insert(&r);
-      spin_unlock(&g_table_lock);
+      retrack(&r); /* failed: p is still the caller's */
     }
     return q;
   }
@@ -305,8 +310,7 @@ static void *h_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t o
 
 static int h_munmap(void *addr, size_t len) {
   HOOK_PROLOGUE_TS(t);
-  if ((active_ || only_paused(t)) && atomic_load_explicit(&g_live_count, RLX) &&
-      atomic_load_explicit(&g_filter[filter_slot((uintptr_t)addr)], RLX)) {
+  if ((active_ || only_paused(t)) && maybe_recorded((uintptr_t)addr)) {
     rec r;
     spin_lock(&g_table_lock);
     int had = live_remove((uintptr_t)addr, &r);
