@@ -59,11 +59,6 @@ class CommHub:
         for comm in comms:
             self._send(comm, message)
 
-    @property
-    def open_count(self) -> int:
-        with self._lock:
-            return len(self._comms)
-
     def _accept(self, comm, open_msg) -> None:
         with self._lock:
             self._comms[comm.comm_id] = comm

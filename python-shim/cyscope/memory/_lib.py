@@ -229,16 +229,10 @@ def stack_totals() -> list[StackStat]:
 
 
 def peak_by_stack() -> tuple[list[StackStat], int]:
-    cap = 256
-    while True:
-        buf = (StackStat * cap)()
-        n = ctypes.c_size_t(0)
-        cur = ctypes.c_int64(0)
-        rc = lib().cyscope_mem_peak_by_stack(buf, cap, ctypes.byref(n), ctypes.byref(cur))
-        if rc == ENOMEM:
-            cap = max(cap * 2, n.value + 64)
-            continue
-        return list(buf[: n.value]), cur.value
+    """The stacks live at the peak, and the bytes current then."""
+    cur = ctypes.c_int64(0)
+    stacks = _fetch(lambda buf, cap, n: lib().cyscope_mem_peak_by_stack(buf, cap, n, ctypes.byref(cur)))
+    return stacks, cur.value
 
 
 def stack_frames(stack_id: int) -> list[tuple[int, int, int]]:

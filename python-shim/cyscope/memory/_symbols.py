@@ -57,10 +57,6 @@ _dladdr.restype = ctypes.c_int
 _lock = threading.RLock()
 # Registered by the %%cython magic (or anyone): .pyx path -> (exec count, cell id).
 _cython_sources: dict[str, tuple[int | None, str | None]] = {}
-# Execution count -> cell id, fed by cell_started.
-_cell_ids: dict[int, str | None] = {}
-# Cell files we learnt ourselves (when IPython is absent or forgot them).
-_cell_files: dict[str, int] = {}
 
 _code_cache: dict[int, tuple[str, str, int]] = {}
 _native_cache: dict[tuple[int, bool], Frame] = {}
@@ -73,17 +69,6 @@ def register_cython_source(pyx_path: str, execution_count: int | None, cell_id: 
     """Tell the symboliser which cell a compiled .pyx came from."""
     with _lock:
         _cython_sources[os.path.realpath(pyx_path)] = (execution_count, cell_id)
-
-
-def note_cell(execution_count: int, cell_id: str | None) -> None:
-    with _lock:
-        _cell_ids[execution_count] = cell_id
-        if len(_cell_ids) > 100_000:
-            _cell_ids.pop(next(iter(_cell_ids)))
-
-
-def cell_id_of(execution_count: int | None) -> str | None:
-    return None if execution_count is None else _cell_ids.get(execution_count)
 
 
 def _ipython_filename_map() -> dict:
@@ -101,8 +86,6 @@ def _ipython_filename_map() -> dict:
 
 
 def cell_of_file(filename: str) -> int | None:
-    if filename in _cell_files:
-        return _cell_files[filename]
     count = _ipython_filename_map().get(filename)
     if isinstance(count, int):
         return count
@@ -288,10 +271,3 @@ def native_frames(pcs: list[int], full: bool = False) -> dict[int, Frame]:
     if len(_native_cache) > 500_000:
         _native_cache.clear()
     return out
-
-
-def clear_caches() -> None:
-    with _lock:
-        _native_cache.clear()
-        _cmap_cache.clear()
-        _code_cache.clear()

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 
-from . import _lib, _report, _symbols
+from . import _lib, _report
 
 log = logging.getLogger("cyscope.memory")
 
@@ -375,7 +375,6 @@ class KernelCellTracker:
             self._current0 = _lib.totals().current_bytes if ok else 0
         if not ok:
             raise RuntimeError(f"allocation tracker unavailable: {unavailable_reason()}")
-        self._attached = True
         atexit.register(self.close)
 
     def cell_started(self, execution_count: int, cell_id: str | None) -> None:
@@ -383,7 +382,6 @@ class KernelCellTracker:
             return
         if self._cell is not None:  # a cell that never finished (interrupt lost the event)
             self.cell_finished()
-        _symbols.note_cell(execution_count, cell_id)
         self._cell = _Region(self.exact, self.native, f"cell [{execution_count}]", execution_count, cell_id)
         self._cell.start()
 
