@@ -176,13 +176,17 @@ static __attribute__((noinline)) void release_recorded(tstate *t, void *p) {
  * given hook), so the hot path sets up no frame pointer. */
 #define SP() ((uintptr_t)0)
 
-static void *h_malloc(size_t n) {
-  void *p = malloc(n);
+/* What every allocation hook does once the real function returned p for n
+ * requested bytes. Always inlined, and ra is the hook's own return address
+ * (RA() evaluated in the hook). */
+static inline __attribute__((always_inline)) void *after_alloc(void *p, size_t n, uintptr_t ra) {
   if (UNLIKELY(!p)) return p;
   HOOK_PROLOGUE_TS(t);
-  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
+  if (LIKELY(active_)) on_alloc(t, p, n, ra, SP());
   return p;
 }
+
+static void *h_malloc(size_t n) { return after_alloc(malloc(n), n, RA()); }
 
 static void h_free(void *p) {
   if (UNLIKELY(!p)) return; /* free(NULL): nothing to do, nothing counted */
@@ -196,13 +200,7 @@ static void h_free(void *p) {
   free(p);
 }
 
-static void *h_calloc(size_t n, size_t sz) {
-  void *p = calloc(n, sz);
-  if (UNLIKELY(!p)) return p;
-  HOOK_PROLOGUE_TS(t);
-  if (LIKELY(active_)) on_alloc(t, p, n * sz, RA(), SP());
-  return p;
-}
+static void *h_calloc(size_t n, size_t sz) { return after_alloc(calloc(n, sz), n * sz, RA()); }
 
 static void *realloc_common(void *p, size_t n, uintptr_t ra, uintptr_t sp) {
   HOOK_PROLOGUE_TS(t);
@@ -250,43 +248,19 @@ static void *h_reallocarray(void *p, size_t nm, size_t sz) {
 
 static int h_posix_memalign(void **out, size_t align, size_t n) {
   int rc = posix_memalign(out, align, n);
-  if (rc != 0) return rc;
-  HOOK_PROLOGUE_TS(t);
-  if (LIKELY(active_)) on_alloc(t, *out, n, RA(), SP());
+  if (LIKELY(rc == 0)) after_alloc(*out, n, RA());
   return rc;
 }
 
 static void *h_aligned_alloc(size_t align, size_t n) {
-  void *p = aligned_alloc(align, n);
-  if (!p) return p;
-  HOOK_PROLOGUE_TS(t);
-  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
-  return p;
+  return after_alloc(aligned_alloc(align, n), n, RA());
 }
 
-static void *h_memalign(size_t align, size_t n) {
-  void *p = memalign(align, n);
-  if (!p) return p;
-  HOOK_PROLOGUE_TS(t);
-  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
-  return p;
-}
+static void *h_memalign(size_t align, size_t n) { return after_alloc(memalign(align, n), n, RA()); }
 
-static void *h_valloc(size_t n) {
-  void *p = valloc(n);
-  if (!p) return p;
-  HOOK_PROLOGUE_TS(t);
-  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
-  return p;
-}
+static void *h_valloc(size_t n) { return after_alloc(valloc(n), n, RA()); }
 
-static void *h_pvalloc(size_t n) {
-  void *p = pvalloc(n);
-  if (!p) return p;
-  HOOK_PROLOGUE_TS(t);
-  if (LIKELY(active_)) on_alloc(t, p, n, RA(), SP());
-  return p;
-}
+static void *h_pvalloc(size_t n) { return after_alloc(pvalloc(n), n, RA()); }
 
 /* Anonymous mappings count as allocations of their length. MAP_FIXED
  * (replacing part of an existing mapping) and PROT_NONE reservations are not
