@@ -23,10 +23,12 @@
  * lock: unwinding can take the loader lock, and a thread inside dlopen may be
  * waiting for our lock from a malloc hook. */
 static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint64_t size,
-                                                   double weight, uint32_t kind, uintptr_t ra,
-                                                   uintptr_t sp) {
+                                                   double weight, uint32_t kind, uintptr_t ra) {
   t->off++;
-  sp ^= (uintptr_t)__builtin_frame_address(0);
+  /* The stack depth of the call enters the stack-cache key through this
+   * function's own frame address (a fixed offset below the hook's, for a
+   * given hook), so the hot path sets up no frame pointer. */
+  uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
   uintptr_t pyf = py_top_frame();
   uintptr_t pykey = py_key(pyf);
   /* Sampled records are rare, so they always get a native stack: that is how
@@ -93,13 +95,13 @@ void check_inline_usable(void) {
 }
 
 /* Account a new block of `req` requested bytes at p. */
-static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra, uintptr_t sp) {
+static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra) {
   if (UNLIKELY(t->shared)) { /* exiting thread: count only, no stacks */
     acct_add(t, usable_size(p));
     return;
   }
   if (UNLIKELY(req >= atomic_load_explicit(&g_record_from, RLX))) {
-    record_block(t, (uintptr_t)p, req, 1.0, 0, ra, sp);
+    record_block(t, (uintptr_t)p, req, 1.0, 0, ra);
     acct_add(t, req);
     return;
   }
@@ -110,7 +112,7 @@ static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra, uintpt
     double R = (double)atomic_load_explicit(&g_sample_bytes, RLX);
     double prob = -expm1(-(double)req / R);
     t->countdown = next_gap(t);
-    record_block(t, (uintptr_t)p, req, prob > 0 ? 1.0 / prob : 1.0, 0, ra, sp);
+    record_block(t, (uintptr_t)p, req, prob > 0 ? 1.0 / prob : 1.0, 0, ra);
     acct_add(t, req);
     return;
   }
@@ -171,10 +173,6 @@ static __attribute__((noinline)) void release_recorded(tstate *t, void *p) {
   tstate *t = get_ts();     \
   int active_ = t && !t->off
 #define RA() ((uintptr_t)__builtin_return_address(0))
-/* The stack depth of the call enters the stack-cache key through
- * record_block's own frame address (a fixed offset below the hook's, for a
- * given hook), so the hot path sets up no frame pointer. */
-#define SP() ((uintptr_t)0)
 
 /* What every allocation hook does once the real function returned p for n
  * requested bytes. Always inlined, and ra is the hook's own return address
@@ -182,7 +180,7 @@ static __attribute__((noinline)) void release_recorded(tstate *t, void *p) {
 static inline __attribute__((always_inline)) void *after_alloc(void *p, size_t n, uintptr_t ra) {
   if (UNLIKELY(!p)) return p;
   HOOK_PROLOGUE_TS(t);
-  if (LIKELY(active_)) on_alloc(t, p, n, ra, SP());
+  if (LIKELY(active_)) on_alloc(t, p, n, ra);
   return p;
 }
 
@@ -202,7 +200,7 @@ static void h_free(void *p) {
 
 static void *h_calloc(size_t n, size_t sz) { return after_alloc(calloc(n, sz), n * sz, RA()); }
 
-static void *realloc_common(void *p, size_t n, uintptr_t ra, uintptr_t sp) {
+static void *realloc_common(void *p, size_t n, uintptr_t ra) {
   HOOK_PROLOGUE_TS(t);
   if (!active_) {
     if (!p || !only_paused(t)) return realloc(p, n);
@@ -218,7 +216,7 @@ static void *realloc_common(void *p, size_t n, uintptr_t ra, uintptr_t sp) {
   }
   if (!p) {
     void *q = realloc(NULL, n);
-    if (q) on_alloc(t, q, n, ra, sp);
+    if (q) on_alloc(t, q, n, ra);
     return q;
   }
   rec r;
@@ -234,16 +232,16 @@ static void *realloc_common(void *p, size_t n, uintptr_t ra, uintptr_t sp) {
     return q;
   }
   acct_sub(t, old);
-  on_alloc(t, q, n, ra, sp);
+  on_alloc(t, q, n, ra);
   return q;
 }
 
-static void *h_realloc(void *p, size_t n) { return realloc_common(p, n, RA(), SP()); }
+static void *h_realloc(void *p, size_t n) { return realloc_common(p, n, RA()); }
 
 static void *h_reallocarray(void *p, size_t nm, size_t sz) {
   size_t n;
   if (__builtin_mul_overflow(nm, sz, &n)) return reallocarray(p, nm, sz); /* sets ENOMEM */
-  return realloc_common(p, n, RA(), SP());
+  return realloc_common(p, n, RA());
 }
 
 static int h_posix_memalign(void **out, size_t align, size_t n) {
@@ -266,20 +264,20 @@ static void *h_pvalloc(size_t n) { return after_alloc(pvalloc(n), n, RA()); }
  * (replacing part of an existing mapping) and PROT_NONE reservations are not
  * memory being allocated and are left alone. */
 static void *mmap_common(void *addr, size_t len, int prot, int flags, int fd, off_t off,
-                         uintptr_t ra, uintptr_t sp) {
+                         uintptr_t ra) {
   void *r = mmap(addr, len, prot, flags, fd, off);
   if (r == MAP_FAILED || !(flags & MAP_ANONYMOUS) || (flags & MAP_FIXED) || prot == PROT_NONE)
     return r;
   HOOK_PROLOGUE_TS(t);
   if (active_) {
-    if (!t->shared) record_block(t, (uintptr_t)r, len, 1.0, 1, ra, sp);
+    if (!t->shared) record_block(t, (uintptr_t)r, len, 1.0, 1, ra);
     acct_add(t, len);
   }
   return r;
 }
 
 static void *h_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-  return mmap_common(addr, len, prot, flags, fd, off, RA(), SP());
+  return mmap_common(addr, len, prot, flags, fd, off, RA());
 }
 
 static int h_munmap(void *addr, size_t len) {

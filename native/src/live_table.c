@@ -78,7 +78,7 @@ void live_clear(void) { /* table lock held */
   for (size_t i = 0; i < (1u << FILTER_BITS); i++) atomic_store_explicit(&g_filter[i], 0, RLX);
 }
 
-long aggregate_live(uint32_t lo, uint32_t hi, int by_epoch, cyscope_mem_stack_stat *out, size_t cap,
+long aggregate_live(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap,
                     size_t *need) { /* table lock held */
   size_t live = atomic_load_explicit(&g_live_count, RLX);
   size_t tcap = 64;
@@ -89,7 +89,7 @@ long aggregate_live(uint32_t lo, uint32_t hi, int by_epoch, cyscope_mem_stack_st
   for (size_t i = 0; i < g_live_cap; i++) {
     const rec *r = &g_live[i];
     if (r->key <= KEY_TOMB || r->epoch < lo || r->epoch > hi) continue;
-    uint32_t ep = by_epoch ? r->epoch : 0;
+    uint32_t ep = r->epoch;
     uint64_t k = ((uint64_t)r->stack << 32) | ep;
     size_t j = slot_of_key(k, tcap);
     cyscope_mem_stack_stat *s = NULL;

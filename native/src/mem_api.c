@@ -147,7 +147,7 @@ int cyscope_mem_live_by_stack(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *
    * tracker's own (never patched) mmap slot, like the other table readers. */
   spin_lock(&g_table_lock);
   size_t need = 0;
-  long r = aggregate_live(lo, hi, 1, out, cap, &need);
+  long r = aggregate_live(lo, hi, out, cap, &need);
   spin_unlock(&g_table_lock);
   *n = need;
   if (r == -2) return CYSCOPE_EOS;

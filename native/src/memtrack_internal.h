@@ -199,10 +199,10 @@ static inline size_t filter_slot(uintptr_t p) { return hash_ptr(p) >> (64 - FILT
 int live_insert(const rec *r);
 int live_remove(uintptr_t key, rec *out);
 void live_clear(void);
-/* Aggregate live records by (stack[, epoch]) into out. Returns the number
- * of groups, -1 if more than cap are needed (the needed number is stored in
- * *need), -2 if the tracker is out of memory. */
-long aggregate_live(uint32_t lo, uint32_t hi, int by_epoch, cyscope_mem_stack_stat *out, size_t cap,
+/* Aggregate live records of epochs lo..hi by (stack, epoch) into out.
+ * Returns the number of groups, -1 if more than cap are needed (the needed
+ * number is stored in *need), -2 if the tracker is out of memory. */
+long aggregate_live(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap,
                     size_t *need);
 uint64_t live_tracker_bytes(void);
 

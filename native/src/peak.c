@@ -24,7 +24,7 @@ static void take_snapshot(int64_t current) { /* table lock held */
     g_snap_cap = cap;
   }
   size_t need = 0;
-  long n = aggregate_live(0, UINT32_MAX, 1, g_snap, g_snap_cap, &need);
+  long n = aggregate_live(0, UINT32_MAX, g_snap, g_snap_cap, &need);
   g_snap_n = n > 0 ? (size_t)n : 0;
   g_snap_current = current;
 }
