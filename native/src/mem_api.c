@@ -80,15 +80,21 @@ int cyscope_mem_get_config(cyscope_mem_config *c) {
   return CYSCOPE_OK;
 }
 
+/* The peak so far: the noted peak, or higher if a thread's running maximum
+ * (curmax) or the current balance has not been pushed into it yet. */
+static int64_t peak_now(int64_t cur, int64_t curmax) {
+  int64_t pk = peak_get();
+  if (curmax > pk) pk = curmax;
+  if (cur > pk) pk = cur;
+  return pk;
+}
+
 int cyscope_mem_totals_get(cyscope_mem_totals *o) {
   if (!o || o->size < sizeof(cyscope_mem_totals)) return CYSCOPE_EINVAL;
   int64_t cur, curmax;
   sum_threads(&cur, &curmax, &o->allocated_bytes, &o->allocations, &o->freed_bytes, &o->frees);
   o->current_bytes = cur;
-  int64_t pk = peak_get();
-  if (curmax > pk) pk = curmax;
-  if (cur > pk) pk = cur;
-  o->peak_bytes = pk;
+  o->peak_bytes = peak_now(cur, curmax);
   o->live_records = atomic_load(&g_live_count);
   spin_lock(&g_table_lock);
   o->stacks = stack_count();
@@ -109,10 +115,7 @@ int cyscope_mem_reset_peak(int64_t *previous_peak) {
   int64_t cur, curmax;
   uint64_t a, b, c, d;
   sum_threads(&cur, &curmax, &a, &b, &c, &d);
-  int64_t prev = peak_get();
-  if (curmax > prev) prev = curmax;
-  if (cur > prev) prev = cur;
-  if (previous_peak) *previous_peak = prev;
+  if (previous_peak) *previous_peak = peak_now(cur, curmax);
   threads_restart_peaks();
   peak_restart(cur);
   return CYSCOPE_OK;
