@@ -106,13 +106,12 @@ export class KernelChannel implements IKernelChannel {
       return;
     }
     this._disposed = true;
-    this._generation++;
-    this._dropComm(true);
+    this._dropComm();
     Signal.clearData(this);
   }
 
   private _onKernelChanged(): void {
-    this._dropComm(false);
+    this._dropComm();
     this._setState('waiting', '');
     void this._connect();
   }
@@ -120,7 +119,7 @@ export class KernelChannel implements IKernelChannel {
   private _onStatusChanged(_: ISessionContext, status: Kernel.Status): void {
     if (DOWN_STATUSES.has(status)) {
       if (this._state.status !== 'waiting') {
-        this._dropComm(false);
+        this._dropComm();
         this._setState('waiting', '');
       }
     } else if (status === 'idle' && this._state.status === 'waiting') {
@@ -207,16 +206,22 @@ export class KernelChannel implements IKernelChannel {
     this._received.emit(message);
   }
 
-  private _dropComm(close: boolean): void {
+  /**
+   * Forget the comm and any handshake still in flight. The comm is closed,
+   * not only disposed: after a dropped websocket ('unknown') the same kernel
+   * process comes back with its comms, and an unclosed one would keep
+   * receiving every sample next to the new one. (A restarted or replaced
+   * kernel has no such comm; the close is then ignored or throws.)
+   */
+  private _dropComm(): void {
+    this._generation++;
     const comm = this._comm;
     this._comm = null;
     if (comm && !comm.isDisposed) {
-      if (close) {
-        try {
-          comm.close();
-        } catch {
-          // The kernel may already be gone; disposing is enough.
-        }
+      try {
+        comm.close();
+      } catch {
+        // The kernel may already be gone; disposing is enough.
       }
       comm.dispose();
     }

@@ -43,6 +43,7 @@ export const NOTEBOOKS: Record<string, string> = {
   'venv.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
   'restart.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
   'malformed.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'reconnect.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
   'cython.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
   'debian.ipynb': notebookJson(
     'debian-python3-cyscope',

@@ -183,6 +183,35 @@ current_state(get_ipython()).hub.broadcast({"v": 1, "type": "sample", "rss_bytes
   await expect(rowFor(page, count!)).toBeVisible();
 });
 
+test('a dropped websocket reconnects with one comm, and old notices clear', async ({
+  page,
+  server
+}) => {
+  await openNotebook(page, server, 'reconnect.ipynb');
+  await openMemoryPanel(page);
+  const notice = page.locator('#cyscope-memory-panel [data-cyscope="notice"]');
+  await runCell(
+    page,
+    `from cyscope.extension import current_state
+hub = current_state(get_ipython()).hub
+hub.broadcast({"v": 1, "type": "bogus"})`
+  );
+  await expect(notice).toContainText('malformed message');
+
+  // The websocket drops and comes back; the kernel process is the same.
+  await page.evaluate(() =>
+    (
+      window as any
+    ).jupyterapp.shell.currentWidget.sessionContext.session.kernel.reconnect()
+  );
+  // Once the new connection greets the panel, nothing is left to notice:
+  // neither "connecting" nor the old connection's error.
+  await expect(notice).toBeHidden();
+  // The kernel keeps exactly one cyscope comm open: the frontend's new one.
+  await runCell(page, 'print(len(hub._comms))');
+  expect((await lastOutput(page)).trim()).toBe('1');
+});
+
 test("Debian's python3 kernel with only python-shim/ on its path is served", async ({
   page,
   server
