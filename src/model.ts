@@ -98,6 +98,8 @@ export class MemoryModel {
           this._samples = [];
         }
         this._hello = message;
+        // A new connection starts clean: an old error is not about it.
+        this._lastError = null;
         break;
       case 'sample':
         this._samples.push(message);

@@ -67,6 +67,9 @@ describe('MemoryModel', () => {
     channel.reject('sample: missing field');
     expect(model.lastError).toContain('malformed message');
     expect(model.lastError).toContain('sample: missing field');
+    // A new connection's greeting clears what was said of the old one.
+    channel.emit(hello(100));
+    expect(model.lastError).toBeNull();
   });
 
   it('sends a configure message when the interval changes', () => {
