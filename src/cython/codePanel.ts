@@ -5,7 +5,8 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { shadeOf } from './layout';
+import { element } from './dom';
+import { annotatedLine, shadedLines } from './layout';
 import { IAnnotation } from './payload';
 
 export const CODE_PANEL_ID = 'cyscope-cython-code';
@@ -48,7 +49,7 @@ export class CythonCodePanel extends Widget {
     const view = this._view;
     if (!view) {
       node.appendChild(
-        this._text(
+        element(
           'div',
           'cyscope-CythonCodePanel-notice',
           'Run a cell with %%cython -a, then click one of its shaded lines (or the + beside it) to see the C Cython generated for it.'
@@ -57,17 +58,17 @@ export class CythonCodePanel extends Widget {
       return;
     }
     const { payload, line } = view;
-    const entry = payload.lines.find(l => l.line === line);
+    const entry = annotatedLine(payload, line);
     const score = entry?.score ?? 0;
     node.appendChild(
-      this._text(
+      element(
         'div',
         'cyscope-CythonCodePanel-title',
         `${view.cellLabel}, line ${line}: score ${score}`
       )
     );
     node.appendChild(
-      this._text(
+      element(
         'div',
         'cyscope-CythonCodePanel-module',
         `module ${payload.module}`
@@ -76,15 +77,12 @@ export class CythonCodePanel extends Widget {
 
     const lines = document.createElement('div');
     lines.className = 'cyscope-CythonCodePanel-lines';
-    for (const l of payload.lines) {
-      if (l.code.trim() === '' && l.score === 0) {
-        continue;
-      }
-      const button = this._text(
+    for (const l of shadedLines(payload, Infinity)) {
+      const button = element(
         'button',
-        `cyscope-CythonCodePanel-line cyscope-mod-shade-${shadeOf(l.score, payload.max_score)}`,
+        `cyscope-CythonCodePanel-line cyscope-mod-shade-${l.shade}`,
         String(l.line)
-      ) as HTMLButtonElement;
+      );
       button.type = 'button';
       button.title = `line ${l.line}: score ${l.score}`;
       button.dataset.line = String(l.line);
@@ -97,20 +95,13 @@ export class CythonCodePanel extends Widget {
     node.appendChild(lines);
 
     const code = entry?.code ?? '';
-    const pre = this._text(
+    const pre = element(
       'pre',
       'cyscope-CythonCodePanel-code',
       code.trim() === '' ? '/* no C generated for this line */' : code
     );
     pre.dataset.line = String(line);
     node.appendChild(pre);
-  }
-
-  private _text(tag: string, className: string, text: string): HTMLElement {
-    const node = document.createElement(tag);
-    node.className = className;
-    node.textContent = text;
-    return node;
   }
 
   private _view: ICodeView | null = null;

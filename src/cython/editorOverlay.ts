@@ -181,14 +181,12 @@ const diagnosticTooltip = hoverTooltip((view, pos) => {
     create: () => {
       const dom = document.createElement('div');
       dom.className = `cyscope-cm-tooltip cyscope-mod-${mark.severity}`;
-      for (const message of mark.messages) {
+      mark.diagnostics.forEach((diagnostic, i) => {
         const row = document.createElement('div');
-        row.className = message.startsWith('error')
-          ? 'cyscope-mod-error'
-          : 'cyscope-mod-warning';
-        row.textContent = message;
+        row.className = `cyscope-mod-${diagnostic.severity}`;
+        row.textContent = mark.messages[i];
         dom.appendChild(row);
-      }
+      });
       return { dom };
     }
   };

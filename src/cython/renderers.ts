@@ -21,22 +21,10 @@ import {
   parseDiagnostics,
   Parsed
 } from './payload';
+import { element } from './dom';
 
 /** Below text/html (50), so it wins over Cython's HTML annotation. */
 export const RENDERER_RANK = 30;
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
