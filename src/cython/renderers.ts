@@ -46,6 +46,8 @@ abstract class PayloadRenderer<T>
   renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     this.node.textContent = '';
     const parsed = this.parse(model.data[this._mime]);
+    // A display update reuses the renderer: the mark follows the payload.
+    this.toggleClass('cyscope-mod-malformed', !parsed.ok);
     if (parsed.ok) {
       this.render(parsed.value);
     } else {
@@ -59,7 +61,6 @@ abstract class PayloadRenderer<T>
 
   /** A malformed payload: say so, and keep the kernel's plain text. */
   private renderError(error: string, plain: unknown): void {
-    this.addClass('cyscope-mod-malformed');
     this.node.appendChild(element('div', 'cyscope-CythonOutput-error', error));
     if (typeof plain === 'string' && plain !== '') {
       this.node.appendChild(

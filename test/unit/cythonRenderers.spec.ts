@@ -140,6 +140,20 @@ describe('diagnostics renderer', () => {
       ).toBe('line 2: error: m [cc]');
     }
   );
+
+  it('drops the malformed mark when an update brings a valid payload', async () => {
+    const [invalid] = fixture('diagnostics-invalid.json');
+    const [valid] = fixture('diagnostics-valid.json');
+    const renderer = await render(diagnosticsRendererFactory, {
+      [DIAGNOSTICS_MIME]: invalid
+    });
+    expect(renderer.hasClass('cyscope-mod-malformed')).toBe(true);
+    await renderer.renderModel(model({ [DIAGNOSTICS_MIME]: valid }));
+    expect(renderer.hasClass('cyscope-mod-malformed')).toBe(false);
+    expect(
+      renderer.node.querySelector('.cyscope-CythonOutput-error')
+    ).toBeNull();
+  });
 });
 
 describe('annotation renderer', () => {
