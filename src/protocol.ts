@@ -115,6 +115,28 @@ export function requestHistoryMessage(): IRequestHistoryMessage {
   return { v: PROTOCOL_VERSION, type: 'request_history' };
 }
 
+/** How much of an offending value an error message quotes. */
+export const QUOTE_CHARS = 60;
+
+/**
+ * A short quotation of `value` for an error message: a message from the
+ * kernel may be megabytes, and the panel shows the error.
+ */
+export function brief(value: unknown, limit = QUOTE_CHARS): string {
+  if (typeof value === 'string') {
+    return value.length <= limit
+      ? JSON.stringify(value)
+      : `${JSON.stringify(value.slice(0, limit))}... (${value.length.toLocaleString('en-US')} characters)`;
+  }
+  if (Array.isArray(value)) {
+    return `a list of ${value.length.toLocaleString('en-US')} item(s)`;
+  }
+  if (typeof value === 'object' && value !== null) {
+    return `an object with ${Object.keys(value).length.toLocaleString('en-US')} field(s)`;
+  }
+  return String(value);
+}
+
 /** Thrown for kernel messages that do not follow the protocol. */
 export class ProtocolError extends Error {}
 
@@ -163,7 +185,11 @@ function expectFields(
   if (!allowExtra) {
     const extra = Object.keys(obj).filter(k => !(k in fields));
     if (extra.length > 0) {
-      throw new ProtocolError(`${what}: unknown field(s) ${extra.join(', ')}`);
+      const shown = extra.slice(0, 5).map(k => brief(k, 40));
+      const more = extra.length > 5 ? ` and ${extra.length - 5} more` : '';
+      throw new ProtocolError(
+        `${what}: unknown field(s) ${shown.join(', ')}${more}`
+      );
     }
   }
 }
@@ -266,12 +292,12 @@ export function parseKernelMessage(data: unknown): KernelMessage {
   }
   if (data.v !== PROTOCOL_VERSION) {
     throw new ProtocolError(
-      `unsupported protocol version ${JSON.stringify(data.v)}; this frontend speaks ${PROTOCOL_VERSION}`
+      `unsupported protocol version ${brief(data.v)}; this frontend speaks ${PROTOCOL_VERSION}`
     );
   }
   const type = data.type;
   if (typeof type !== 'string' || !(type in KERNEL_MESSAGE_FIELDS)) {
-    throw new ProtocolError(`unknown message type ${JSON.stringify(type)}`);
+    throw new ProtocolError(`unknown message type ${brief(type)}`);
   }
   const fields = KERNEL_MESSAGE_FIELDS[type as KernelMessage['type']];
   expectFields(data, type, { v: () => true, type: () => true, ...fields });

@@ -80,7 +80,8 @@ class CommHub:
             reply = protocol.error(str(exc))
         except Exception as exc:  # a bug of ours: report it, keep the kernel
             log.exception("cyscope: error handling a comm message")
-            reply = protocol.error(f"internal error: {exc!r}")
+            detail = protocol.brief(exc.args[0]) if exc.args else ""
+            reply = protocol.error(f"internal error: {type(exc).__name__} {detail}".rstrip())
         if reply is not None:
             self._send(comm, reply)
 

@@ -57,6 +57,8 @@ def history(records: list[dict]) -> dict:
 
 
 def error(message: str) -> dict:
+    if len(message) > MAX_ERROR_CHARS:
+        message = f"{message[: MAX_ERROR_CHARS - 30]}... ({len(message):,} characters)"
     return {"v": PROTOCOL_VERSION, "type": "error", "message": message}
 
 
@@ -66,26 +68,79 @@ _INBOUND_FIELDS: dict[str, set[str]] = {
     "request_history": set(),
 }
 
+# An error quotes at most this much of the value it complains about: a
+# frontend (or anyone on the comm) may send megabytes, and the reply must not
+# echo them back.
+QUOTE_CHARS = 60
+# Unknown names an error lists before it only counts the rest.
+QUOTE_NAMES = 5
+# The longest error message the kernel sends, whatever produced it.
+MAX_ERROR_CHARS = 500
+
+
+def brief(value: Any, limit: int = QUOTE_CHARS) -> str:
+    """A short, safe quotation of `value` for an error message.
+
+    Never builds the full repr of a large value: strings are cut before
+    quoting, containers are described by type and size.
+    """
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value):,} item(s)"
+    if isinstance(value, dict):
+        return f"an object with {len(value):,} field(s)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        # repr of a huge int is slow, and refused past 4300 digits.
+        return f"an integer of {value.bit_length():,} bits"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"a value of type {type(value).__name__}"
+
+
+def _names(names: list[str], total: int) -> str:
+    shown = ", ".join(brief(n, 40) for n in names)
+    return shown if total <= len(names) else f"{shown} and {total - len(names):,} more"
+
+
+def _version_ok(v: Any) -> bool:
+    # bool is an int in Python (True == 1), but JSON's true is not the schema's
+    # const 1; 1.0 is (JSON Schema compares numbers by value).
+    return type(v) in (int, float) and v == PROTOCOL_VERSION
+
 
 def parse_inbound(data: Any) -> dict:
-    """Return `data` if it is a valid frontend message, else raise ProtocolError."""
+    """Return `data` if it is a valid frontend message, else raise ProtocolError.
+
+    Error messages quote offending values through `brief`, so they stay
+    short whatever was sent.
+    """
     if not isinstance(data, dict):
         raise ProtocolError(f"expected a JSON object, got {type(data).__name__}")
-    if data.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"unsupported protocol version {data.get('v')!r}; this kernel speaks {PROTOCOL_VERSION}")
+    v = data.get("v")
+    if not _version_ok(v):
+        raise ProtocolError(f"unsupported protocol version {brief(v)}; this kernel speaks {PROTOCOL_VERSION}")
     kind = data.get("type")
-    if kind not in _INBOUND_FIELDS:
-        raise ProtocolError(f"unknown message type {kind!r}")
+    if not isinstance(kind, str) or kind not in _INBOUND_FIELDS:
+        raise ProtocolError(f"unknown message type {brief(kind)}")
     expected = _INBOUND_FIELDS[kind] | {"v", "type"}
-    extra = set(data) - expected
-    missing = expected - set(data)
+    missing = sorted(expected.difference(data))
     if missing:
-        raise ProtocolError(f"{kind}: missing field(s) {', '.join(sorted(missing))}")
-    if extra:
-        raise ProtocolError(f"{kind}: unknown field(s) {', '.join(sorted(extra))}")
+        raise ProtocolError(f"{kind}: missing field(s) {', '.join(missing)}")
+    extra: list[str] = []
+    extra_count = 0
+    for name in data:
+        if name not in expected:
+            extra_count += 1
+            if len(extra) < QUOTE_NAMES:
+                extra.append(name)
+    if extra_count:
+        raise ProtocolError(f"{kind}: unknown field(s) {_names(extra, extra_count)}")
     if kind == "configure":
         interval = data["interval_ms"]
         if type(interval) is not int or not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
             bounds = f"{MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}"
-            raise ProtocolError(f"configure: interval_ms must be an integer from {bounds}, got {interval!r}")
+            raise ProtocolError(f"configure: interval_ms must be an integer from {bounds}, got {brief(interval)}")
     return data

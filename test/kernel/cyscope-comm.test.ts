@@ -388,6 +388,84 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
     expect(median(intervals(run.runningSamples))).toBeGreaterThan(80);
   });
 
+  test('hostile input gets a short protocol error, never an internal one', async () => {
+    const s = await sharedSession();
+    const huge = 'x'.repeat(10 * 1024 * 1024);
+    const manyFields: Record<string, unknown> = {
+      v: 1,
+      type: 'request_history'
+    };
+    for (let i = 0; i < 50000; i++) {
+      manyFields[`field_${String(i).padStart(5, '0')}_${'y'.repeat(30)}`] = i;
+    }
+    const cases: [string, unknown, RegExp][] = [
+      [
+        'v true',
+        { v: true, type: 'request_history' },
+        /unsupported protocol version True/
+      ],
+      [
+        'type a list',
+        { v: 1, type: ['request_history'] },
+        /unknown message type a list of 1 item/
+      ],
+      [
+        'type an object',
+        { v: 1, type: { request_history: 1 } },
+        /unknown message type an object with 1 field/
+      ],
+      [
+        'a 10 MB type',
+        { v: 1, type: huge },
+        /unknown message type 'x+'\.\.\. \(10,485,760 characters\)/
+      ],
+      [
+        'a 10 MB interval_ms',
+        { v: 1, type: 'configure', interval_ms: huge },
+        /interval_ms must be an integer .*10,485,760 characters/
+      ],
+      // Refused today; accepted and ignored once readers skip unknown
+      // fields. Either way the answer must stay short.
+      ['50,000 unknown fields', manyFields, /./]
+    ];
+    const problems: string[] = [];
+    for (const [label, data, pattern] of cases) {
+      if (label !== '50,000 unknown fields') {
+        expect([label, frontendMessageProblem(data)]).not.toEqual([
+          label,
+          null
+        ]);
+      }
+      const msgId = await s.send(data);
+      const answer = await s.messages.find(
+        m => m.parent_header.msg_id === msgId,
+        30000,
+        `the answer to ${label}`
+      );
+      const size = JSON.stringify(answer.content.data).length;
+      const reply = dataOf(answer);
+      if (size > 1000) {
+        problems.push(`${label}: a ${size}-character answer`);
+      }
+      if (reply.type === 'error') {
+        // Quoted briefly here too: a failing case may be megabytes long.
+        const quoted = JSON.stringify(reply.message.slice(0, 200));
+        if (!pattern.test(reply.message)) {
+          problems.push(`${label}: ${quoted} !~ ${pattern}`);
+        }
+        if (/internal error/.test(reply.message)) {
+          problems.push(`${label}: ${quoted}`);
+        }
+      } else if (label !== '50,000 unknown fields') {
+        problems.push(`${label}: answered ${reply.type}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    // The kernel is alive and still streams.
+    const run = await s.runCell('import time; time.sleep(0.3)');
+    expectWellFormedRun(run, 1);
+  });
+
   test('configure interval_ms 50 raises the sample rate', async () => {
     const s = await sharedSession();
     const configure = { v: 1, type: 'configure', interval_ms: 50 };

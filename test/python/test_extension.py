@@ -132,15 +132,41 @@ def test_request_history_returns_every_record(shell, comm, validate_message):
 
 @pytest.mark.parametrize(
     "data",
-    [None, "text", [], {"v": 1, "type": "bogus"}, {"v": 9, "type": "configure"}, {"v": 1, "type": "configure"}],
+    [
+        None,
+        "text",
+        [],
+        {"v": 1, "type": "bogus"},
+        {"v": 9, "type": "configure"},
+        {"v": 1, "type": "configure"},
+        {"v": True, "type": "request_history"},
+        {"v": 1, "type": ["request_history"]},
+        {"v": 1, "type": {"request_history": 1}},
+    ],
 )
 def test_malformed_messages_get_an_error_and_the_shell_carries_on(shell, comm, data, validate_message):
     comm.deliver(data)
     (error,) = comm.of_type("error")
     validate_message(error)
+    # A protocol error naming the problem, never one of our own exceptions.
+    assert not error["message"].startswith("internal error"), error
     assert shell.run_cell("z = 41 + 1", store_history=True).success
     assert shell.user_ns["z"] == 42
     assert comm.of_type("cell")
+
+
+def test_an_internal_error_is_reported_briefly(shell, comm, validate_message, monkeypatch):
+    state = current_state(shell)
+
+    def fail(message):
+        raise KeyError("k" * (10 * 1024 * 1024))
+
+    monkeypatch.setattr(state.hub, "_on_message", fail)
+    comm.deliver({"v": 1, "type": "request_history"})
+    (error,) = comm.of_type("error")
+    validate_message(error)
+    assert error["message"].startswith("internal error: KeyError 'kkk")
+    assert len(error["message"]) < 200
 
 
 def test_a_broken_comm_does_not_break_the_cell(shell, comm):

@@ -5,6 +5,7 @@
 import Ajv2020 from 'ajv/dist/2020';
 
 import {
+  brief,
   configureMessage,
   parseKernelMessage,
   ProtocolError,
@@ -71,6 +72,38 @@ describe('protocol fixtures', () => {
     );
     expect(() => parseKernelMessage({ v: 7, type: 'hello' })).toThrow(
       'unsupported protocol version 7'
+    );
+  });
+});
+
+describe('errors about hostile kernel messages', () => {
+  const huge = 'x'.repeat(10 * 1024 * 1024);
+
+  const reason = (data: unknown): string => {
+    try {
+      parseKernelMessage(data);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ProtocolError);
+      return (error as Error).message;
+    }
+    throw new Error(`accepted ${brief(data)}`);
+  };
+
+  it('quote at most a little of a huge value', () => {
+    const typeError = reason({ v: 1, type: huge });
+    expect(typeError).toMatch(/^unknown message type "x+"\.\.\. \(10,485,760/);
+    expect(typeError.length).toBeLessThan(200);
+    const versionError = reason({ v: huge, type: 'hello' });
+    expect(versionError).toMatch(/^unsupported protocol version "x+"\.\.\./);
+    expect(versionError.length).toBeLessThan(200);
+  });
+
+  it('describe containers instead of printing them', () => {
+    expect(reason({ v: 1, type: ['hello'] })).toBe(
+      'unknown message type a list of 1 item(s)'
+    );
+    expect(reason({ v: true, type: 'hello' })).toMatch(
+      /^unsupported protocol version true/
     );
   });
 });
