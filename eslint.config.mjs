@@ -15,6 +15,7 @@ export default tseslint.config(
       '.cache/',
       'compat/debian-jupyterlab/build/',
       'native/',
+      'src/generated/',
       '**/*.d.ts'
     ]
   },

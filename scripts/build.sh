@@ -13,7 +13,8 @@ install -d -m 0755 python-shim/cyscope/_native
 install -m 0755 native/build/libcyscope.so python-shim/cyscope/_native/.libcyscope.so.tmp
 mv -f python-shim/cyscope/_native/.libcyscope.so.tmp python-shim/cyscope/_native/libcyscope.so
 
-say "frontend: tsc + labextension"
+say "frontend: protocol types + tsc + labextension"
+node scripts/protocol-codegen.js
 tsc --sourceMap
 labext_stamp=.cache/labextension.built
 if stale "$labext_stamp" lib style schema package.json; then

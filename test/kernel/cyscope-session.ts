@@ -11,7 +11,7 @@ import {
   JupyterMessage,
   KernelClient
 } from '../support/kernel-client';
-import { protocolJson } from '../support/protocol-files';
+import { senderSchema } from '../support/protocol-files';
 import {
   COMM_TARGET,
   ICellMessage,
@@ -48,7 +48,8 @@ interface Validators {
 let validators: Validators | null = null;
 
 function compileValidators(): Validators {
-  const schema = protocolJson('cyscope.schema.json') as { $id: string };
+  // Both ends are senders here: hold them to the schema's strict view.
+  const schema = senderSchema('cyscope.schema.json') as { $id: string };
   const ajv = new Ajv2020({ allErrors: true, strict: true });
   ajv.addSchema(schema);
   const anyOf = (defs: string[]): ValidateFunction =>

@@ -14,13 +14,13 @@ import {
   JupyterMessage,
   KernelClient
 } from '../support/kernel-client';
-import { protocolJson } from '../support/protocol-files';
+import { senderSchema } from '../support/protocol-files';
 
 jest.setTimeout(180000);
 
 const DIAGNOSTICS_MIME = 'application/vnd.cyscope.diagnostics+json';
 const validateDiagnostics = new Ajv2020({ strict: false }).compile(
-  protocolJson('diagnostics.schema.json')
+  senderSchema('diagnostics.schema.json')
 );
 
 interface IDiagnostic {

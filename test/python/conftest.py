@@ -23,22 +23,34 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def protocol_schema() -> dict:
+    """The comm protocol's schema as written: what readers accept."""
     return json.loads((REPO / "protocol" / "cyscope.schema.json").read_text())
 
 
-@pytest.fixture(scope="session")
-def validate_message(protocol_schema):
-    """Validate a message against the shared protocol schema (raises on error)."""
+def _validator(schema: dict):
     import jsonschema
 
-    validator_cls = jsonschema.validators.validator_for(protocol_schema)
-    validator = validator_cls(protocol_schema)
+    validator = jsonschema.validators.validator_for(schema)(schema)
 
     def validate(message: dict) -> dict:
         validator.validate(message)
         return message
 
     return validate
+
+
+@pytest.fixture(scope="session")
+def validate_message(protocol_schema):
+    """Validate a message the kernel sends (or builds): the schema's strict view, no unnamed fields."""
+    from protocol_views import strict_view
+
+    return _validator(strict_view(protocol_schema))
+
+
+@pytest.fixture(scope="session")
+def validate_reading(protocol_schema):
+    """Validate a message as a reader takes it: the schema as written, unknown fields allowed."""
+    return _validator(protocol_schema)
 
 
 @pytest.fixture

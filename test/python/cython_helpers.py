@@ -7,7 +7,6 @@ magic displays.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import sys
@@ -31,7 +30,10 @@ def cython_major() -> int:
 
 
 def load_schema(name: str) -> dict:
-    return json.loads((PROTOCOL / name).read_text())
+    # What the kernel publishes is held to the schema's strict view.
+    from protocol_views import sender_schema
+
+    return sender_schema(name)
 
 
 def validate(payload: dict, schema_name: str) -> None:

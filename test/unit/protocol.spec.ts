@@ -1,6 +1,8 @@
 /**
  * The shared protocol fixtures must pass the JSON Schema and the frontend's
- * parser alike; the invalid ones must fail both.
+ * parser alike; the invalid ones must fail both. A newer kernel's messages
+ * (future.json: extra fields everywhere) pass the schema as readers see it
+ * and the parser, but not the strict view that senders are held to.
  */
 import Ajv2020 from 'ajv/dist/2020';
 
@@ -11,11 +13,14 @@ import {
   ProtocolError,
   requestHistoryMessage
 } from '../../src/protocol';
-import { fixture, protocolJson } from '../support/protocol-files';
+import { fixture, readerSchema, senderSchema } from '../support/protocol-files';
 
-const schema = protocolJson('cyscope.schema.json');
-
-const validate = new Ajv2020({ strict: false }).compile(schema);
+const validate = new Ajv2020({ strict: false }).compile(
+  readerSchema('cyscope.schema.json')
+);
+const validateSent = new Ajv2020({ strict: false }).compile(
+  senderSchema('cyscope.schema.json')
+);
 const FRONTEND_TYPES = new Set(['configure', 'request_history']);
 
 describe('protocol fixtures', () => {
@@ -36,9 +41,22 @@ describe('protocol fixtures', () => {
   });
 
   it.each(valid.map(m => [(m as { type: string }).type, m]))(
-    'valid %s passes the schema',
+    'valid %s passes the schema, also as senders are held to it',
     (_, message) => {
       expect(validate(message)).toBe(true);
+      expect(validateSent(message)).toBe(true);
+    }
+  );
+
+  it.each(fixture('future.json').map(m => [(m as { type: string }).type, m]))(
+    "a newer peer's %s, with fields this side does not know, is read but would not be sent",
+    (type, message) => {
+      expect(validate(message)).toBe(true);
+      expect(validateSent(message)).toBe(false);
+      if (!FRONTEND_TYPES.has(type as string)) {
+        // Returned as received: the unknown fields stay, nothing reads them.
+        expect(parseKernelMessage(message)).toBe(message);
+      }
     }
   );
 
@@ -58,12 +76,12 @@ describe('protocol fixtures', () => {
     }
   );
 
-  it('frontend messages it builds pass the schema', () => {
-    expect(validate(configureMessage(100))).toBe(true);
-    expect(validate(configureMessage(1))).toBe(true); // clamped to 10
+  it('frontend messages it builds pass the strict schema', () => {
+    expect(validateSent(configureMessage(100))).toBe(true);
+    expect(validateSent(configureMessage(1))).toBe(true); // clamped to 10
     expect(configureMessage(1).interval_ms).toBe(10);
     expect(configureMessage(1e9).interval_ms).toBe(60000);
-    expect(validate(requestHistoryMessage())).toBe(true);
+    expect(validateSent(requestHistoryMessage())).toBe(true);
   });
 
   it('names the problem in its error', () => {
@@ -72,6 +90,12 @@ describe('protocol fixtures', () => {
     );
     expect(() => parseKernelMessage({ v: 7, type: 'hello' })).toThrow(
       'unsupported protocol version 7'
+    );
+    expect(() => parseKernelMessage({ ...valid[2], rss_bytes: -5 })).toThrow(
+      'sample.rss_bytes: expected an integer >= 0, got -5'
+    );
+    expect(() => parseKernelMessage({ v: 1, type: 'configure' })).toThrow(
+      'unknown message type "configure"'
     );
   });
 });
