@@ -35,7 +35,7 @@ echo "== valgrind (native/build)"
 command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 1; }
 cmake -S native -B native/build >/dev/null
 cmake --build native/build -j2
-for t in cyscope_native_tests cyscope_memtrack_tests; do
+for t in cyscope_native_tests cyscope_memtrack_tests cyscope_crash_tests; do
   echo "-- valgrind $t"
   valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
     --trace-children=no "native/build/$t"

@@ -138,6 +138,67 @@ CYSCOPE_API int cyscope_mem_scan_patched(uint64_t *n);
 CYSCOPE_API int cyscope_mem_code_info(uint64_t code_index, const char **filename, const char **name,
                                       int32_t *firstlineno);
 
+/* ------------------------------------------------------------------------
+ * Crash catcher. While installed, a fatal signal (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL, SIGABRT) runs a handler on an alternate stack: it writes an
+ * in-process report (async-signal-safe), lets a tracer (gdb in batch mode,
+ * argv prepared by the caller) attach and write the full report, waits for
+ * it with a time limit, then calls the handler installed before (if any)
+ * and dies of the signal with the default action (core dumps still happen).
+ * Everything the handler uses is prepared here, in advance; the handler
+ * allocates nothing and does not run fork handlers. Reports are JSON files
+ * `crash-<id>.json` in report_dir (protocol/crash.schema.json).
+ * ------------------------------------------------------------------------ */
+
+typedef struct cyscope_crash_config {
+  size_t size;                    /* sizeof(cyscope_crash_config), set by the caller */
+  const char *report_dir;         /* private folder of this kernel's reports (absolute) */
+  const char *pending_path;       /* the in-process report while the tracer runs */
+  const char *tracer_log_path;    /* the tracer's stdout and stderr */
+  const char *const *tracer_argv; /* NULL-terminated, argv[0] absolute; NULL: no tracer */
+  const char *const *tracer_envp; /* NULL-terminated environment of the tracer */
+  uint32_t tracer_timeout_ms;     /* how long to wait for the tracer (0 = 4000) */
+  const char *report_json;        /* `"key":value` members added to every report, or NULL */
+  const char *no_tracer_message;  /* why there is no tracer (tracer_argv NULL) */
+  const char *refused_message;    /* the tracer was not allowed to attach */
+  const char *failed_message;     /* the tracer ran but wrote no report */
+  const char *timeout_message;    /* the tracer did not finish in time */
+} cyscope_crash_config;
+
+/* CPython internals the handler reads to list the crashing thread's Python
+ * frames (offsets in bytes, for the running interpreter). */
+typedef struct cyscope_crash_py_layout {
+  size_t size;
+  int32_t ts_cframe, cframe_current_frame, ts_recursion_remaining;
+  int32_t frame_code, frame_previous, frame_prev_instr, frame_is_entry, frame_owner;
+  int32_t owner_generator;
+  int32_t code_filename, code_name, code_firsttraceable, code_adaptive;
+  int32_t unicode_state, unicode_ascii_data, unicode_utf8;
+} cyscope_crash_py_layout;
+
+#define CYSCOPE_CRASH_CELL_PYTHON 0 /* path: the file IPython compiled a cell to */
+#define CYSCOPE_CRASH_CELL_CYTHON 1 /* path: the extension module a %%cython cell built */
+
+/* Install the handlers, or update the configuration of installed ones. */
+CYSCOPE_API int cyscope_crash_install(const cyscope_crash_config *config);
+/* Put back the handlers found at install (where ours is still installed). */
+CYSCOPE_API int cyscope_crash_uninstall(void);
+/* NULL: no Python frames in in-process reports. */
+CYSCOPE_API int cyscope_crash_set_python_layout(const cyscope_crash_py_layout *layout);
+/* The last cell that ran (count < 0: none), and whether it is still running. */
+CYSCOPE_API int cyscope_crash_set_cell(int64_t execution_count, const char *cell_id, int running);
+/* Which cell some code came from (the last CR_MAX_CELLS notes are kept). */
+CYSCOPE_API int cyscope_crash_note_cell_code(int kind, const char *path, int64_t execution_count,
+                                             const char *cell_id);
+/* While *counter > 0, a handler installed before ours recovers from the
+ * signal itself (cysignals' sig_on): only chain to it. NULL: never. */
+CYSCOPE_API int cyscope_crash_defer_while(const volatile int *counter);
+/* A Python callable guard(f, *args, **kwargs): calls f; a fatal signal on
+ * this thread inside f (with no Python frame pushed since) raises
+ * exception_type(signal number, report path) instead of killing the process.
+ * Returns a new reference in *function (PyObject *). */
+CYSCOPE_API int cyscope_crash_make_guard(void *exception_type, void **function);
+
 #ifdef __cplusplus
 }
 #endif
