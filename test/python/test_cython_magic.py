@@ -77,15 +77,18 @@ def test_cell_lines_equal_pyx_lines_and_absolute_path(shell):
 
 def test_cache_hit_does_no_compiler_work(shell, monkeypatch):
     import Cython.Build
-    from cyscope.cython import build
+    from cyscope.cython import build, compiler, pipeline, translate
 
     run_ok(shell, SUM_CELL.format(opts=""))
 
     def forbidden(*a, **k):
         raise AssertionError("compiler machinery used on a cache hit")
 
-    monkeypatch.setattr(build, "_distutils", forbidden)
+    monkeypatch.setattr(compiler, "distutils", forbidden)
+    monkeypatch.setattr(pipeline, "distutils", forbidden)
+    monkeypatch.setattr(pipeline, "build", forbidden)
     monkeypatch.setattr(build.Builder, "_build", forbidden)
+    monkeypatch.setattr(translate, "_cython", forbidden)
     monkeypatch.setattr(Cython.Build, "cythonize", forbidden)
     monkeypatch.setattr(subprocess, "Popen", forbidden)
     run_ok(shell, SUM_CELL.format(opts=""))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import sys
 import sysconfig
+import time
 
 ENV_CACHE_DIR = "CYSCOPE_CACHE_DIR"
 
@@ -54,3 +56,22 @@ def cache_dir() -> str:
     tagged = os.path.join(root, python_tag())
     _ensure_private(tagged)
     return tagged
+
+
+STALE_BUILD_SECONDS = 24 * 3600
+
+
+def remove_stale_builds(root: str) -> None:
+    """Drop ``.build-*`` folders left by kernels killed mid-build (a day old: no live build is that slow)."""
+    limit = time.time() - STALE_BUILD_SECONDS
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(".build-"):
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < limit:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                pass

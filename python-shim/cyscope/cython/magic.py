@@ -12,6 +12,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 
 from . import annotation as annotation_mod
 from . import diagnostics as diag_mod
+from . import plugins
 from .build import Builder, BuildOptions, BuildResult
 
 
@@ -104,10 +105,11 @@ class CyscopeCythonMagics(Magics):
     @cell_magic
     def cython(self, line, cell):
         """Compile a Cython cell, load it, and put its public names in the namespace (cyscope's %%cython)."""
-        args = magic_arguments.parse_argstring(self.cython, line)
+        parser, plugin_dests = _parser()
+        args = parser.parse_argstring(line)
         if args.name is not None and not args.name.isidentifier():
             raise UsageError(f"-n/--name: {args.name!r} is not a valid module name")
-        opts = BuildOptions.from_args(args)
+        opts = BuildOptions.from_args(args, plugin_dests)
         if opts.annotate == "fullc" and self._cython_major() < 3:
             print("cyscope: --annotate-fullc needs Cython 3; producing the normal annotation", file=sys.stderr)
         result = self.builder.run(cell, opts, magic_line=line, show=_show)
@@ -149,6 +151,40 @@ class CyscopeCythonMagics(Magics):
         data = annotation_mod.payload(lines, result.module_name, cell_line_count)
         data["html_path"] = os.path.abspath(result.html_path)
         _show(annotation_mod.bundle(data, html_text))
+
+
+_BASE_DOC = CyscopeCythonMagics.cython.__doc__
+_parsers: dict[tuple, tuple] = {}
+
+
+def _parser():
+    """The magic's argument parser with the options of the registered plugins, and those options' dests."""
+    registered = plugins.registered()
+    cached = _parsers.get(registered)
+    if cached is not None:
+        return cached
+    base = CyscopeCythonMagics.cython.parser
+    if not registered:
+        parser, dests = base, ()
+    else:
+        parser = magic_arguments.MagicArgumentParser(
+            base.prog, description=base.description, parents=[base], add_help=False
+        )
+        added = []
+
+        def add_argument(*args, **kwargs):
+            action = parser.add_argument(*args, **kwargs)
+            added.append(action.dest)
+            return action
+
+        for plugin in registered:
+            plugin.add_arguments(add_argument)
+        dests = tuple(added)
+    # `%%cython?` shows the options plugins added too.
+    CyscopeCythonMagics.cython.__doc__ = parser.format_help() if registered else _BASE_DOC
+    _parsers.clear()
+    _parsers[registered] = (parser, dests)
+    return parser, dests
 
 
 def _register_with_tracker(shell, result: BuildResult) -> None:
