@@ -27,7 +27,8 @@ for py in .venv/bin/python /usr/bin/python3; do
   LD_PRELOAD="$ASAN_SO" ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=86:allocator_may_return_null=1" \
     CYSCOPE_NATIVE_LIB="$PWD/native/build-asan/libcyscope.so" PYTHONPATH=python-shim \
     "$py" -m pytest -q -p no:cacheprovider test/python/test_memory_tracker.py \
-    test/python/test_memory_robustness.py test/python/test_memory_kernel.py
+    test/python/test_memory_robustness.py test/python/test_memory_kernel.py \
+    test/python/test_memory_drift.py
 done
 unset ASAN_OPTIONS UBSAN_OPTIONS
 

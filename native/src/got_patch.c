@@ -60,8 +60,9 @@ typedef struct patch_ctx {
   size_t ndefs;
   uintptr_t self_base;
   int error;
-  int scan_only;  /* count slots holding a hook instead of patching */
-  uint64_t found; /* scan result */
+  int scan_only;      /* count slots holding a hook instead of patching */
+  uint64_t found;     /* scan result */
+  void **self_values; /* read this library's own slots into [ndefs] instead */
 } patch_ctx;
 
 static const ct_hook_def *find_def(const patch_ctx *ctx, const char *name) {
@@ -93,6 +94,13 @@ static void patch_relocs(patch_ctx *ctx, uintptr_t base, const ElfW(Rela) * rel,
     if (!def) continue;
     void **addr = (void **)(base + rel[i].r_offset);
     void *cur = __atomic_load_n(addr, __ATOMIC_ACQUIRE);
+    if (ctx->self_values) {
+      /* A call slot says what calls reach; an address-taken one may hold an
+       * executable's canonical PLT entry instead, so calls win. */
+      void **out = &ctx->self_values[def - ctx->defs];
+      if (type == CT_R_JUMP_SLOT || !*out) *out = cur;
+      continue;
+    }
     if (ctx->scan_only) {
       for (size_t k = 0; k < ctx->ndefs; k++)
         if (cur == ctx->defs[k].hook) ctx->found++;
@@ -127,7 +135,8 @@ static int patch_cb(struct dl_phdr_info *info, size_t sz, void *data) {
   patch_ctx *ctx = data;
   uintptr_t base = info->dlpi_addr;
   const char *name = info->dlpi_name ? info->dlpi_name : "";
-  if (base == ctx->self_base || is_skipped_object(name)) return 0;
+  if (ctx->self_values ? base != ctx->self_base : base == ctx->self_base) return 0;
+  if (is_skipped_object(name)) return 0;
   const ElfW(Dyn) *dyn = NULL;
   uintptr_t rlo = 0, rhi = 0;
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -183,15 +192,21 @@ static uintptr_t self_base(void) {
 }
 
 int ct_got_patch_all(const ct_hook_def *defs, size_t ndefs) {
-  patch_ctx ctx = {defs, ndefs, self_base(), 0, 0, 0};
+  patch_ctx ctx = {defs, ndefs, self_base(), 0, 0, 0, NULL};
   dl_iterate_phdr(patch_cb, &ctx);
   return ctx.error ? -1 : 0;
 }
 
 uint64_t ct_got_scan(const ct_hook_def *defs, size_t ndefs) {
-  patch_ctx ctx = {defs, ndefs, self_base(), 0, 1, 0};
+  patch_ctx ctx = {defs, ndefs, self_base(), 0, 1, 0, NULL};
   dl_iterate_phdr(patch_cb, &ctx);
   return ctx.found;
+}
+
+void ct_got_self_values(const ct_hook_def *defs, size_t ndefs, void **out) {
+  for (size_t i = 0; i < ndefs; i++) out[i] = NULL;
+  patch_ctx ctx = {defs, ndefs, self_base(), 0, 0, 0, out};
+  dl_iterate_phdr(patch_cb, &ctx);
 }
 
 /* Does the slot still belong to a loaded object? (used after dlclose) */

@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,16 +20,13 @@
 #include "memtrack_internal.h"
 
 /* --------------------------------------------------------------- recording */
-/* Record a block with its stack. Stacks are captured before taking the table
- * lock: unwinding can take the loader lock, and a thread inside dlopen may be
- * waiting for our lock from a malloc hook. */
-static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint64_t size,
-                                                   double weight, uint32_t kind, uintptr_t ra) {
-  t->off++;
-  /* The stack depth of the call enters the stack-cache key through this
-   * function's own frame address (a fixed offset below the hook's, for a
-   * given hook), so the hot path sets up no frame pointer. */
-  uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+/* The stack of the allocation being recorded, from the thread's cache or
+ * captured (recursion guard held). `sp` is the recording function's own
+ * frame address: a fixed offset below the hook's for a given hook, so the
+ * stack depth of the call enters the cache key without the hot path setting
+ * up a frame pointer. */
+static inline __attribute__((always_inline)) uint32_t stack_of_call(tstate *t, uintptr_t ra,
+                                                                    uintptr_t sp) {
   uintptr_t pyf = py_top_frame();
   uintptr_t pykey = py_key(pyf);
   /* Sampled records are rare, so they always get a native stack: that is how
@@ -36,22 +34,30 @@ static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint6
    * object) reaches its .pyx line without native=1. Exact mode records every
    * block and unwinds only when asked to. */
   int native = atomic_load_explicit(&g_native, RLX) || !atomic_load_explicit(&g_exact, RLX);
-  uint32_t stack = 0;
   size_t ci = (size_t)(((ra ^ (sp << 7) ^ pykey) * 0x9E3779B97F4A7C15ull) >> 58);
   if (t->ck[ci].native == native && t->ck[ci].ra == ra && t->ck[ci].sp == sp &&
       t->ck[ci].py == pykey) {
     /* Same call site, same native stack depth and same Python frames as the
      * previous record: reuse its stack instead of unwinding again. */
-    stack = t->ck[ci].stack;
-  } else {
-    stack = capture_stack(pyf, native, ra);
-    t->ck[ci].ra = ra;
-    t->ck[ci].sp = sp;
-    t->ck[ci].py = pykey;
-    t->ck[ci].stack = stack;
-    t->ck[ci].native = native;
+    return t->ck[ci].stack;
   }
-  rec r = {p, size, stack, atomic_load_explicit(&g_epoch, RLX), (float)weight, kind};
+  uint32_t stack = capture_stack(pyf, native, ra);
+  t->ck[ci].ra = ra;
+  t->ck[ci].sp = sp;
+  t->ck[ci].py = pykey;
+  t->ck[ci].stack = stack;
+  t->ck[ci].native = native;
+  return stack;
+}
+
+/* Record a block with its stack. Stacks are captured before taking the table
+ * lock: unwinding can take the loader lock, and a thread inside dlopen may be
+ * waiting for our lock from a malloc hook. */
+static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint64_t size,
+                                                   double weight, uintptr_t ra) {
+  t->off++;
+  uint32_t stack = stack_of_call(t, ra, (uintptr_t)__builtin_frame_address(0));
+  rec r = {p, size, stack, atomic_load_explicit(&g_epoch, RLX), (float)weight, 0};
   spin_lock(&g_table_lock);
   live_insert(&r);
   if (stack) stack_note_record(stack, size, weight);
@@ -101,7 +107,7 @@ static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra) {
     return;
   }
   if (UNLIKELY(req >= atomic_load_explicit(&g_record_from, RLX))) {
-    record_block(t, (uintptr_t)p, req, 1.0, 0, ra);
+    record_block(t, (uintptr_t)p, req, 1.0, ra);
     acct_add(t, req);
     return;
   }
@@ -112,7 +118,7 @@ static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra) {
     double R = (double)atomic_load_explicit(&g_sample_bytes, RLX);
     double prob = -expm1(-(double)req / R);
     t->countdown = next_gap(t);
-    record_block(t, (uintptr_t)p, req, prob > 0 ? 1.0 / prob : 1.0, 0, ra);
+    record_block(t, (uintptr_t)p, req, prob > 0 ? 1.0 / prob : 1.0, ra);
     acct_add(t, req);
     return;
   }
@@ -169,9 +175,10 @@ static __attribute__((noinline)) void release_recorded(tstate *t, void *p) {
 }
 
 /* ------------------------------------------------------------------- hooks */
+/* Handed-out hooks (dlsym) outlive a detach: they count only while attached. */
 #define HOOK_PROLOGUE_TS(t) \
   tstate *t = get_ts();     \
-  int active_ = t && !t->off
+  int active_ = t && !t->off && atomic_load_explicit(&g_attached, RLX)
 #define RA() ((uintptr_t)__builtin_return_address(0))
 
 /* What every allocation hook does once the real function returned p for n
@@ -260,19 +267,76 @@ static void *h_valloc(size_t n) { return after_alloc(valloc(n), n, RA()); }
 
 static void *h_pvalloc(size_t n) { return after_alloc(pvalloc(n), n, RA()); }
 
-/* Anonymous mappings count as allocations of their length. MAP_FIXED
- * (replacing part of an existing mapping) and PROT_NONE reservations are not
- * memory being allocated and are left alone. */
+/* ---------------------------------------------------------------- mappings */
+/* Anonymous mappings count as allocations of their length in whole pages.
+ * Whatever a call unmaps, moves or replaces leaves the books the same way,
+ * whichever call did it: munmap, mremap, or an mmap over counted pages
+ * (MAP_FIXED, or a fresh mapping where a counted one was unmapped behind the
+ * tracker's back). PROT_NONE mappings are reservations, not memory, and are
+ * not counted; committing their pages with MAP_FIXED is. */
+static inline uintptr_t page_end(uintptr_t p, size_t len) {
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  return (p + len + page - 1) & ~(page - 1);
+}
+
+/* Pieces of counted mappings a call took out of the table before making the
+ * system call, kept to put back if the call fails. One call rarely spans
+ * more than one counted mapping; pieces past the first few are dropped from
+ * the books instead of restored. */
+#define SAVED_PIECES 8
+typedef struct cut_pieces {
+  mapping saved[SAVED_PIECES];
+  size_t n;
+  uint64_t bytes;
+} cut_pieces;
+
+static void cut_before_call(uintptr_t lo, uintptr_t hi, cut_pieces *c) {
+  spin_lock(&g_table_lock);
+  c->bytes = maps_cut(lo, hi, c->saved, SAVED_PIECES, &c->n);
+  spin_unlock(&g_table_lock);
+}
+
+/* The call failed and changed nothing: put the pieces back; what could not
+ * be kept leaves the books. */
+static void restore_after_failure(tstate *t, const cut_pieces *c) {
+  uint64_t back = 0;
+  spin_lock(&g_table_lock);
+  for (size_t i = 0; i < c->n; i++)
+    if (maps_add(&c->saved[i]) == 0) back += c->saved[i].hi - c->saved[i].lo;
+  spin_unlock(&g_table_lock);
+  if (c->bytes > back) acct_sub(t, c->bytes - back);
+}
+
+/* [lo, hi) was just mapped: counted mappings there are gone (replaced, or
+ * unmapped unseen); count the new one when asked to. */
+static __attribute__((noinline)) void note_mapping(tstate *t, uintptr_t lo, uintptr_t hi,
+                                                   int count_it, uintptr_t ra) {
+  uint32_t stack = 0;
+  if (count_it && !t->shared) {
+    t->off++;
+    stack = stack_of_call(t, ra, (uintptr_t)__builtin_frame_address(0));
+    t->off--;
+  }
+  mapping m = {lo, hi, stack, atomic_load_explicit(&g_epoch, RLX)};
+  spin_lock(&g_table_lock);
+  uint64_t gone = maps_any() ? maps_cut(lo, hi, NULL, 0, NULL) : 0;
+  /* A mapping the table cannot hold is not counted: its unmap would never
+   * be subtracted. */
+  if (count_it && maps_add(&m) != 0) count_it = 0;
+  if (count_it && stack) stack_note_record(stack, hi - lo, 1.0);
+  spin_unlock(&g_table_lock);
+  if (gone) acct_sub(t, gone);
+  if (count_it) acct_add(t, hi - lo);
+}
+
 static void *mmap_common(void *addr, size_t len, int prot, int flags, int fd, off_t off,
                          uintptr_t ra) {
   void *r = mmap(addr, len, prot, flags, fd, off);
-  if (r == MAP_FAILED || !(flags & MAP_ANONYMOUS) || (flags & MAP_FIXED) || prot == PROT_NONE)
-    return r;
+  if (r == MAP_FAILED) return r;
   HOOK_PROLOGUE_TS(t);
-  if (active_) {
-    if (!t->shared) record_block(t, (uintptr_t)r, len, 1.0, 1, ra);
-    acct_add(t, len);
-  }
+  int count_it = active_ && (flags & MAP_ANONYMOUS) && prot != PROT_NONE;
+  if (count_it || ((active_ || only_paused(t)) && maps_any()))
+    note_mapping(t, (uintptr_t)r, page_end((uintptr_t)r, len), count_it, ra);
   return r;
 }
 
@@ -282,28 +346,49 @@ static void *h_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t o
 
 static int h_munmap(void *addr, size_t len) {
   HOOK_PROLOGUE_TS(t);
-  if ((active_ || only_paused(t)) && maybe_recorded((uintptr_t)addr)) {
-    rec r;
-    spin_lock(&g_table_lock);
-    int had = live_remove((uintptr_t)addr, &r);
-    if (had && r.kind != 1) { /* not a mapping we counted: put it back */
-      live_insert(&r);
-      had = 0;
-    }
-    /* Unmapping the front of a counted mapping: keep the rest counted. */
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t cut = (len + page - 1) & ~(page - 1);
-    if (had && cut < r.size) {
-      rec rest = r;
-      rest.key = r.key + cut;
-      rest.size = r.size - cut;
-      live_insert(&rest);
-      r.size = cut;
-    }
-    spin_unlock(&g_table_lock);
-    if (had) acct_sub(t, r.size);
+  if (!((active_ || only_paused(t)) && maps_any())) return munmap(addr, len);
+  /* Out of the table before the call: once unmapped, another thread may be
+   * given the same pages and count them. */
+  cut_pieces c;
+  cut_before_call((uintptr_t)addr, page_end((uintptr_t)addr, len), &c);
+  int rc = munmap(addr, len);
+  if (c.bytes) {
+    if (rc != 0)
+      restore_after_failure(t, &c);
+    else
+      acct_sub(t, c.bytes);
   }
-  return munmap(addr, len);
+  return rc;
+}
+
+/* Like realloc: the old pages leave, the new mapping is an allocation made
+ * here. A mapping the tracker did not count (made before attach, a
+ * reservation, a file) stays uncounted. */
+static void *h_mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
+  void *want = NULL;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    want = va_arg(ap, void *);
+    va_end(ap);
+  }
+  uintptr_t ra = RA();
+  HOOK_PROLOGUE_TS(t);
+  if (!((active_ || only_paused(t)) && maps_any()))
+    return mremap(old, old_len, new_len, flags, want);
+  cut_pieces c;
+  cut_before_call((uintptr_t)old, page_end((uintptr_t)old, old_len), &c);
+  void *q = mremap(old, old_len, new_len, flags, want);
+  if (q == MAP_FAILED) {
+    if (c.bytes) restore_after_failure(t, &c);
+    return q;
+  }
+  if (c.bytes) acct_sub(t, c.bytes);
+  int count_it = c.bytes && active_;
+  /* MREMAP_FIXED replaced whatever was mapped at the target. */
+  if (count_it || (flags & MREMAP_FIXED))
+    note_mapping(t, (uintptr_t)q, page_end((uintptr_t)q, new_len), count_it, ra);
+  return q;
 }
 
 /* Objects loaded after attach (every compiled cell) get patched here. */
@@ -328,8 +413,14 @@ static int h_dlclose(void *h) {
 }
 
 /* ------------------------------------------------- the hooked functions */
-/* The one list of what the tracker redirects: attach, dlopen and the slot
- * scan all use it. */
+/* dlsym and dlvsym are assembly trampolines (dlsym_trampoline.c): a
+ * dlsym(RTLD_NEXT, ...) answer depends on who calls, so those calls must
+ * reach the real function with the caller's own return address. */
+void *ct_h_dlsym(void *handle, const char *name);
+void *ct_h_dlvsym(void *handle, const char *name, const char *version);
+
+/* The one list of what the tracker redirects: attach, dlopen, the slot scan
+ * and dlsym all use it. */
 static const ct_hook_def g_defs[] = {
     {"malloc", (void *)h_malloc},
     {"free", (void *)h_free},
@@ -344,10 +435,60 @@ static const ct_hook_def g_defs[] = {
     {"mmap", (void *)h_mmap},
     {"mmap64", (void *)h_mmap},
     {"munmap", (void *)h_munmap},
+    {"mremap", (void *)h_mremap},
     {"dlopen", (void *)h_dlopen},
     {"dlclose", (void *)h_dlclose},
+    {"dlsym", (void *)ct_h_dlsym},
+    {"dlvsym", (void *)ct_h_dlvsym},
 };
 #define NDEFS (sizeof(g_defs) / sizeof(g_defs[0]))
 
-int hooks_patch_all(void) { return ct_got_patch_all(g_defs, NDEFS); } /* patch lock held */
-uint64_t hooks_scan(void) { return ct_got_scan(g_defs, NDEFS); }      /* patch lock held */
+/* How many of g_defs attach installs: all but the two trampolines (last in
+ * the list) if they have nowhere to jump to. */
+static size_t g_npatch = NDEFS;
+
+int hooks_patch_all(void) { return ct_got_patch_all(g_defs, g_npatch); } /* patch lock held */
+uint64_t hooks_scan(void) { return ct_got_scan(g_defs, NDEFS); }         /* patch lock held */
+
+/* What this library's own calls reach for each hooked name: the values of
+ * its own relocation slots (bound at load time, -z now). */
+static void *g_targets[NDEFS];
+/* Where the trampolines jump to (see dlsym_trampoline.c). */
+void *ct_real_dlsym, *ct_real_dlvsym;
+
+void hooks_init(void) { /* patch lock held */
+  ct_got_self_values(g_defs, NDEFS, g_targets);
+  for (size_t i = 0; i < NDEFS; i++) {
+    if (g_defs[i].hook == (void *)ct_h_dlsym) ct_real_dlsym = g_targets[i];
+    if (g_defs[i].hook == (void *)ct_h_dlvsym) ct_real_dlvsym = g_targets[i];
+  }
+  /* Without a slot of its own (never the case: substitute() calls both), a
+   * trampoline would have nowhere to go: then it is not installed. */
+  if (!ct_real_dlsym || !ct_real_dlvsym) g_npatch = NDEFS - 2;
+}
+
+/* A function pointer looked up by name (ctypes' CDLL(None).malloc, a
+ * library's dlsym(handle, "malloc")) would bypass every patched slot: hand
+ * out the hook instead, while attached. Only when the lookup found exactly
+ * the function the hook itself calls, so a pointer to anything else (another
+ * allocator's malloc, an interposer looking up the next one) is left alone
+ * and no hook can end up calling itself. Returns NULL to let the real
+ * lookup answer. */
+static void *substitute(void *handle, const char *name, const char *version) {
+  if (!name || !atomic_load_explicit(&g_attached, memory_order_acquire)) return NULL;
+  const ct_hook_def *d = NULL;
+  for (size_t i = 0; i < NDEFS && !d; i++)
+    if (strcmp(g_defs[i].name, name) == 0) d = &g_defs[i];
+  if (!d) return NULL;
+  void *r = version ? dlvsym(handle, name, version) : dlsym(handle, name);
+  if (!r) return NULL;
+  /* mmap64 is mmap: match any name served by the same hook. */
+  for (size_t i = 0; i < NDEFS; i++)
+    if (g_defs[i].hook == d->hook && g_targets[i] == r) return d->hook;
+  return NULL;
+}
+
+void *ct_dlsym_substitute(void *handle, const char *name) { return substitute(handle, name, NULL); }
+void *ct_dlvsym_substitute(void *handle, const char *name, const char *version) {
+  return substitute(handle, name, version);
+}

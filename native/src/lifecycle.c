@@ -37,5 +37,6 @@ void init_once(void) { /* patch lock held */
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
   stacks_init();
   check_inline_usable();
+  hooks_init();
   g_initialised = 1;
 }

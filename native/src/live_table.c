@@ -76,51 +76,72 @@ void live_clear(void) { /* table lock held */
   g_live_used = 0;
   atomic_store_explicit(&g_live_count, 0, RLX);
   for (size_t i = 0; i < (1u << FILTER_BITS); i++) atomic_store_explicit(&g_filter[i], 0, RLX);
+  maps_clear();
+}
+
+/* The (stack, epoch) group table of one aggregation. */
+typedef struct groups {
+  cyscope_mem_stack_stat *out;
+  size_t cap, n, overflow;
+  uint32_t *tab; /* index+1 into out */
+  size_t tcap;
+} groups;
+
+static void group_add(groups *g, uint32_t stack, uint32_t ep, uint64_t size, double weight) {
+  uint64_t k = ((uint64_t)stack << 32) | ep;
+  size_t j = slot_of_key(k, g->tcap);
+  cyscope_mem_stack_stat *s = NULL;
+  while (g->tab[j]) {
+    cyscope_mem_stack_stat *c = &g->out[g->tab[j] - 1];
+    if (c->stack_id == stack && c->epoch == ep) {
+      s = c;
+      break;
+    }
+    j = (j + 1) & (g->tcap - 1);
+  }
+  if (!s) {
+    if (g->n >= g->cap) {
+      g->overflow++;
+      return;
+    }
+    s = &g->out[g->n++];
+    memset(s, 0, sizeof(*s));
+    s->stack_id = stack;
+    s->epoch = ep;
+    g->tab[j] = (uint32_t)g->n;
+  }
+  s->bytes += (double)size * weight;
+  s->count += weight;
+  s->exact_bytes += size;
+  s->records++;
+}
+
+uint64_t records_count(void) {
+  return atomic_load_explicit(&g_live_count, RLX) + atomic_load_explicit(&g_map_count, RLX);
 }
 
 long aggregate_live(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap,
                     size_t *need) { /* table lock held */
-  size_t live = atomic_load_explicit(&g_live_count, RLX);
-  size_t tcap = 64;
-  while (tcap < live * 2 + 2) tcap *= 2;
-  uint32_t *tab = ct_os_alloc(tcap * sizeof(uint32_t)); /* index+1 into out */
-  if (!tab) return -2;
-  size_t n = 0, overflow = 0;
+  groups g = {out, cap, 0, 0, NULL, 64};
+  while (g.tcap < records_count() * 2 + 2) g.tcap *= 2;
+  g.tab = ct_os_alloc(g.tcap * sizeof(uint32_t));
+  if (!g.tab) return -2;
   for (size_t i = 0; i < g_live_cap; i++) {
     const rec *r = &g_live[i];
     if (r->key <= KEY_TOMB || r->epoch < lo || r->epoch > hi) continue;
-    uint32_t ep = r->epoch;
-    uint64_t k = ((uint64_t)r->stack << 32) | ep;
-    size_t j = slot_of_key(k, tcap);
-    cyscope_mem_stack_stat *s = NULL;
-    while (tab[j]) {
-      cyscope_mem_stack_stat *c = &out[tab[j] - 1];
-      if (c->stack_id == r->stack && c->epoch == ep) {
-        s = c;
-        break;
-      }
-      j = (j + 1) & (tcap - 1);
-    }
-    if (!s) {
-      if (n >= cap) {
-        overflow++;
-        continue;
-      }
-      s = &out[n++];
-      memset(s, 0, sizeof(*s));
-      s->stack_id = r->stack;
-      s->epoch = ep;
-      tab[j] = (uint32_t)n;
-    }
-    s->bytes += (double)r->size * r->weight;
-    s->count += r->weight;
-    s->exact_bytes += r->size;
-    s->records++;
+    group_add(&g, r->stack, r->epoch, r->size, r->weight);
   }
-  ct_os_free(tab, tcap * sizeof(uint32_t));
-  *need = n + overflow;
-  return overflow ? -1 : (long)n;
+  for (size_t i = 0, nm = maps_n(); i < nm; i++) {
+    const mapping *m = maps_at(i);
+    if (m->epoch < lo || m->epoch > hi) continue;
+    group_add(&g, m->stack, m->epoch, m->hi - m->lo, 1.0);
+  }
+  ct_os_free(g.tab, g.tcap * sizeof(uint32_t));
+  *need = g.n + g.overflow;
+  return g.overflow ? -1 : (long)g.n;
 }
 
 /* Table lock held. */
-uint64_t live_tracker_bytes(void) { return g_live_cap * sizeof(rec) + sizeof(g_filter); }
+uint64_t live_tracker_bytes(void) {
+  return g_live_cap * sizeof(rec) + sizeof(g_filter) + maps_tracker_bytes();
+}

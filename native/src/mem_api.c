@@ -95,7 +95,7 @@ int cyscope_mem_totals_get(cyscope_mem_totals *o) {
   sum_threads(&cur, &curmax, &o->allocated_bytes, &o->allocations, &o->freed_bytes, &o->frees);
   o->current_bytes = cur;
   o->peak_bytes = peak_now(cur, curmax);
-  o->live_records = atomic_load(&g_live_count);
+  o->live_records = records_count();
   spin_lock(&g_table_lock);
   o->stacks = stack_count();
   o->tracker_bytes = arena_bytes() + live_tracker_bytes() + stacks_tracker_bytes() +

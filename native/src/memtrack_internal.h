@@ -79,6 +79,9 @@ uint64_t ct_got_patched_slots(void);
 /* Walk every loaded object and count relocation slots holding a hook. */
 uint64_t ct_got_scan(const ct_hook_def *defs, size_t ndefs);
 uint64_t ct_got_tracker_bytes(void);
+/* The current value of this library's own slot for each name (NULL where it
+ * has none). */
+void ct_got_self_values(const ct_hook_def *defs, size_t ndefs, void **out);
 
 /* ----------------------------------------- arena.c: the tracker's memory */
 /* Page-granular memory for the tracker itself: never goes through malloc. */
@@ -177,7 +180,7 @@ typedef struct rec {
   uint32_t stack;
   uint32_t epoch;
   float weight;  /* 1/P(recorded): unbiased scale for sampled records */
-  uint32_t kind; /* 0 heap block, 1 anonymous mapping */
+  uint32_t kind; /* 0: a heap block */
 } rec;
 
 extern _Atomic uint64_t g_live_count;
@@ -205,6 +208,30 @@ void live_clear(void);
 long aggregate_live(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap,
                     size_t *need);
 uint64_t live_tracker_bytes(void);
+/* Recorded heap blocks plus counted mappings (no lock: a relaxed sum). */
+uint64_t records_count(void);
+
+/* ------------------------------------ mappings.c: counted mappings */
+/* A counted anonymous mapping: the page range [lo, hi), with the stack and
+ * epoch of the call that made it. */
+typedef struct mapping {
+  uintptr_t lo, hi;
+  uint32_t stack, epoch;
+} mapping;
+
+extern _Atomic uint64_t g_map_count;
+/* All table lock held. Remove whatever counted pages [lo, hi) covers
+ * (splitting mappings it cuts) and return how many bytes that was; the
+ * removed pieces go to saved[0..cap) when saved is not NULL. */
+uint64_t maps_cut(uintptr_t lo, uintptr_t hi, mapping *saved, size_t cap, size_t *nsaved);
+/* Add a mapping that overlaps no counted one (cut its range first). */
+int maps_add(const mapping *m);
+void maps_clear(void);
+size_t maps_n(void);
+const mapping *maps_at(size_t i);
+uint64_t maps_tracker_bytes(void);
+/* Could anything be counted in a mapping? (a relaxed read, no lock) */
+static inline int maps_any(void) { return atomic_load_explicit(&g_map_count, RLX) != 0; }
 
 /* ------------------------------ python_frames.c: the interpreter's stack */
 /* Raw Python frames of the calling thread: (code object, byte offset). */
@@ -246,6 +273,10 @@ uint64_t peak_tracker_bytes(void); /* table lock held */
 /* -------------------------------------------------- hooks.c: the hooks */
 int hooks_patch_all(void);
 uint64_t hooks_scan(void);
+void hooks_init(void);
+/* Called by the dlsym/dlvsym trampolines: the hook to hand out, or NULL. */
+void *ct_dlsym_substitute(void *handle, const char *name);
+void *ct_dlvsym_substitute(void *handle, const char *name, const char *version);
 void check_inline_usable(void);
 
 /* ------------------------------- lifecycle.c: attach state, init, fork */

@@ -13,7 +13,7 @@ static size_t g_snap_n, g_snap_cap;
 static int64_t g_snap_current;
 
 static void take_snapshot(int64_t current) { /* table lock held */
-  size_t live = atomic_load_explicit(&g_live_count, RLX) + 1;
+  size_t live = records_count() + 1;
   if (live > g_snap_cap) {
     size_t cap = g_snap_cap ? g_snap_cap : 1024;
     while (cap < live) cap *= 2;

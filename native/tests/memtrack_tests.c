@@ -162,6 +162,197 @@ static void test_mmap(void) {
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
+static int64_t cur(void) { return totals().current_bytes; }
+
+/* mremap moves the books with the pages: a mapping grown, shrunk, moved and
+ * unmapped leaves nothing behind. */
+static void test_mremap(void) {
+  cyscope_mem_config c = config(0, 0);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  int64_t c0 = cur();
+  size_t small = 10u << 20, big = 200u << 20;
+  void *m = mmap(NULL, small, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(m != MAP_FAILED);
+  CHECK_EQ(cur() - c0, small);
+  void *g = mremap(m, small, big, MREMAP_MAYMOVE);
+  CHECK(g != MAP_FAILED);
+  CHECK_EQ(cur() - c0, big);
+  CHECK(totals().peak_bytes - c0 >= (int64_t)big);
+  void *s = mremap(g, big, small, 0); /* shrink in place */
+  CHECK(s == g);
+  CHECK_EQ(cur() - c0, small);
+  /* A failed call changes nothing (no room to grow without moving). */
+  void *guard = mmap((char *)s + small, 4096, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (guard != MAP_FAILED && guard == (char *)s + small) {
+    CHECK(mremap(s, small, big, 0) == MAP_FAILED);
+    CHECK_EQ(cur() - c0, small);
+    munmap(guard, 4096);
+  }
+  CHECK_EQ(munmap(s, small), 0);
+  CHECK_EQ(cur(), c0);
+  CHECK_EQ(totals().live_records, 0);
+  /* A reservation stays uncounted through mremap. */
+  void *r = mmap(NULL, small, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *r2 = mremap(r, small, big, MREMAP_MAYMOVE);
+  CHECK(r2 != MAP_FAILED);
+  CHECK_EQ(cur(), c0);
+  munmap(r2, big);
+  CHECK_EQ(cur(), c0);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
+/* munmap and MAP_FIXED act on page ranges: holes, partial overlaps, commits
+ * inside a reservation and failed calls keep the books exact. */
+static void test_map_ranges(void) {
+  cyscope_mem_config c = config(1, 0);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = 256 * pg;
+  int64_t c0 = cur();
+  char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(m != MAP_FAILED);
+  CHECK_EQ(cur() - c0, len);
+  CHECK_EQ(munmap(m + 100 * pg, 10 * pg), 0); /* a hole in the middle */
+  CHECK_EQ(cur() - c0, len - 10 * pg);
+  CHECK_EQ(totals().live_records, 2);
+  /* Fresh pages over counted ones (e.g. to drop their contents): same size. */
+  char *f = mmap(m + 10 * pg, 20 * pg, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  CHECK(f == m + 10 * pg);
+  CHECK_EQ(cur() - c0, len - 10 * pg);
+  /* PROT_NONE over counted pages (decommit): they leave the books. */
+  CHECK(mmap(m + 200 * pg, 8 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+        m + 200 * pg);
+  CHECK_EQ(cur() - c0, len - 18 * pg);
+  /* A failing munmap (unaligned) changes nothing. */
+  CHECK(munmap(m + 1, pg) != 0);
+  CHECK_EQ(cur() - c0, len - 18 * pg);
+  /* Unmapping the whole range, hole and all, takes everything counted. */
+  CHECK_EQ(munmap(m, len), 0);
+  CHECK_EQ(cur(), c0);
+  CHECK_EQ(totals().live_records, 0);
+  /* Committing part of a reservation counts; unmapping the reservation
+   * takes it back. */
+  char *res = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK_EQ(cur(), c0);
+  CHECK(mmap(res + 16 * pg, 32 * pg, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == res + 16 * pg);
+  CHECK_EQ(cur() - c0, 32 * pg);
+  CHECK_EQ(munmap(res, len), 0);
+  CHECK_EQ(cur(), c0);
+  /* Odd lengths count whole pages, and unmap the same. */
+  char *odd = mmap(NULL, 1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK_EQ(cur() - c0, pg);
+  munmap(odd, 1000);
+  CHECK_EQ(cur(), c0);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
+/* Pointers looked up by name reach the hooks while attached; RTLD_NEXT is
+ * still answered for the caller, not for the tracker. */
+typedef void *(*malloc_fn)(size_t);
+typedef void (*free_fn)(void *);
+static void test_dlsym(void) {
+  malloc_fn real = (malloc_fn)dlsym(RTLD_DEFAULT, "malloc");
+  cyscope_mem_config c = config(0, 0);
+  c.sample_bytes = 1ull << 40;
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  void *self = dlopen(NULL, RTLD_NOW);
+  malloc_fn m1 = (malloc_fn)dlsym(RTLD_DEFAULT, "malloc");
+  malloc_fn m2 = (malloc_fn)dlsym(self, "malloc");
+  malloc_fn m3 = (malloc_fn)dlvsym(RTLD_DEFAULT, "malloc", "GLIBC_2.2.5");
+  free_fn f1 = (free_fn)dlsym(self, "free");
+  CHECK(m1 && m1 != real);
+  CHECK(m2 == m1);
+#if defined(__SANITIZE_ADDRESS__)
+  int replaced_malloc = 1;
+#else
+  int replaced_malloc = under_valgrind();
+#endif
+  /* ASan's and valgrind's malloc have no version: there dlvsym finds libc's,
+   * which is not what the hook calls, and is left alone. */
+  CHECK(m3 == m1 || (replaced_malloc && m3 != NULL));
+  cyscope_mem_totals t0 = totals();
+  void *a = sink = m1(24), *b = sink = m2(24);
+  cyscope_mem_totals t1 = totals();
+  CHECK_EQ(t1.allocations - t0.allocations, 2);
+  CHECK_EQ(t1.current_bytes - t0.current_bytes, 48);
+  f1(a);
+  f1(b);
+  CHECK_EQ(totals().current_bytes, t0.current_bytes);
+  /* 100 MB kept through a looked-up malloc shows in the peak. */
+  cyscope_mem_reset_peak(NULL);
+  void *big = sink = m2(100u << 20);
+  CHECK(totals().peak_bytes - t0.current_bytes >= 100 << 20);
+  f1(big);
+  CHECK_EQ(totals().current_bytes, t0.current_bytes);
+  /* RTLD_NEXT from this executable: libcyscope comes next and defines its
+   * ABI; asked from the tracker itself, the answer would be NULL. */
+  CHECK(dlsym(RTLD_NEXT, "cyscope_abi_version") != NULL);
+  malloc_fn next = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
+  CHECK(next != NULL && next != m1);
+  free(sink = next ? next(10) : NULL);
+  /* Names the tracker does not hook, and unknown names, are unchanged. */
+  CHECK(dlsym(self, "strlen") == dlsym(RTLD_DEFAULT, "strlen"));
+  CHECK(dlsym(self, "cyscope_no_such_symbol") == NULL);
+  CHECK(dlerror() != NULL);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+  /* Detached: lookups answer the real function, and a hook handed out
+   * earlier passes through without counting. */
+  CHECK(dlsym(RTLD_DEFAULT, "malloc") == real);
+  cyscope_mem_totals d0 = totals();
+  free(sink = m1(64));
+  CHECK_EQ(totals().allocations, d0.allocations);
+  dlclose(self);
+}
+
+/* fork() while 8 threads allocate, 200 times: every child starts detached
+ * and can allocate; the parent stays attached and balanced. */
+enum { FORK_THREADS = 8, FORKS = 200 };
+static volatile int g_fork_stop;
+static void *fork_alloc_body(void *arg) {
+  (void)arg;
+  while (!g_fork_stop) {
+    void *p = sink = malloc(64);
+    void *q = sink = malloc(150000);
+    free(p);
+    free(q);
+  }
+  return NULL;
+}
+
+static void test_forks_under_threads(void) {
+  cyscope_mem_config c = config(0, 0);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  g_fork_stop = 0;
+  pthread_t th[FORK_THREADS];
+  for (int i = 0; i < FORK_THREADS; i++) pthread_create(&th[i], NULL, fork_alloc_body, NULL);
+  int bad = 0, forks = under_valgrind() ? 20 : FORKS;
+  for (int i = 0; i < forks; i++) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+      cyscope_mem_totals t = totals();
+      void *p = sink = malloc(1000);
+      free(p);
+      int ok = !t.attached && t.patched_slots == 0 && totals().allocations == t.allocations;
+      /* Success leaves through exec: valgrind checks leaks at exit, and would
+       * report the blocks the parent's threads had in flight (gone here). */
+      if (ok) execl("/bin/true", "true", (char *)NULL);
+      _exit(3);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+      bad++;
+  }
+  g_fork_stop = 1;
+  for (int i = 0; i < FORK_THREADS; i++) pthread_join(th[i], NULL);
+  CHECK_EQ(bad, 0);
+  CHECK(totals().patched_slots > 0);
+  CHECK_EQ(totals().live_records, 0); /* every recorded 150 kB block was freed */
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
 enum { THREADS = 4, PER_THREAD = 10000 };
 static void *thread_body(void *arg) {
   (void)arg;
@@ -491,6 +682,9 @@ int main(void) {
   test_variants_exact();
   test_leak_record();
   test_mmap();
+  test_mremap();
+  test_map_ranges();
+  test_dlsym();
   test_threads();
   test_thread_exit_peak();
   test_pause_and_peak();
@@ -498,6 +692,7 @@ int main(void) {
   test_concurrency();
   test_dlopen_after_attach();
   test_fork();
+  test_forks_under_threads();
   test_attach_detach_cycles();
   return check_report();
 }

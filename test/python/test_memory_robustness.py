@@ -144,3 +144,52 @@ def test_tables_grow_past_their_first_size():
     lines = {g["line"] for g in report.leaks_by_line() if g["file"] == "cyscope_many_functions.py"}
     assert len(lines) >= 4097, len(lines)
     del kept
+
+
+def test_200_forks_under_8_allocating_threads():
+    # Every child starts detached and can allocate and exit; the parent stays
+    # attached, and what the threads allocated they freed.
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            blocks = [bytearray(700) for _ in range(50)]
+            big = bytearray(200_000)
+            del blocks, big
+
+    import warnings
+
+    # The main thread waits for the GIL after each waitpid: a short switch
+    # interval keeps 200 rounds from taking 20 s.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    with memory.track() as report, warnings.catch_warnings():
+        # 3.12+ warns that fork() in a threaded process may deadlock the child;
+        # these children only call async-signal-safe code and the tracker.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        threads = [threading.Thread(target=churn) for _ in range(8)]
+        for t in threads:
+            t.start()
+        failed = []
+        # Under ASan (scripts/native_sanitize.sh) a fork copies the shadow
+        # memory's page tables: fewer forks there, the same checks.
+        forks = 25 if "libasan" in os.environ.get("LD_PRELOAD", "") else 200
+        try:
+            for _ in range(forks):
+                pid = os.fork()
+                if pid == 0:
+                    ok = not _lib.totals().attached and _lib.scan_patched() == 0
+                    os._exit(0 if ok else 3)
+                _, status = os.waitpid(pid, 0)
+                if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                    failed.append(status)
+            parent_attached = bool(_lib.totals().attached) and _lib.scan_patched() > 0
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+            sys.setswitchinterval(interval)
+    assert failed == []
+    assert parent_attached
+    assert report.allocations > 8 * 50
+    assert abs(report.net_bytes) < 1024 * 1024, report.net_bytes
