@@ -12,23 +12,20 @@ Public names:
     create_cell_tracker()             the kernel monitor's CellTracker (or None)
     stats()                           the tracker's own counters and memory
     register_cython_source(pyx, execution_count, cell_id)
+
+Modules, by role: _api (these functions), _regions (a cell or track()
+block over the native counters), _kernel (the per-cell tracker),
+_state (the one owner of the process-wide state), _baseline (the heap
+before attach), _frames (Python frames in stacks), _report (what a region
+measured), _symbols (frames to names and lines), _lib (ctypes bindings).
 """
 
 from __future__ import annotations
 
+from ._api import available, history, live_by_cell, stats, track, unavailable_reason, untracked
+from ._kernel import KernelCellTracker, create_cell_tracker
 from ._report import Report
 from ._symbols import register_cython_source
-from ._tracker import (
-    KernelCellTracker,
-    available,
-    create_cell_tracker,
-    history,
-    live_by_cell,
-    stats,
-    track,
-    unavailable_reason,
-    untracked,
-)
 
 __all__ = [
     "KernelCellTracker",

@@ -1,0 +1,174 @@
+"""Regions: a cell or a ``track()`` block, measured over the native tracker.
+
+The native library keeps process-wide counters; a region reads them at its
+start and end. Nesting works because a region keeps its own running maximum:
+whenever an inner region resets the peak, every open region first folds the
+peak so far into its maximum (and keeps a copy of the peak snapshot).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import time
+
+from . import _lib, _report
+from ._state import TRACKER, Tracker
+
+log = logging.getLogger("cyscope.memory")
+
+
+class Region:
+    def __init__(
+        self,
+        exact: bool,
+        native: bool,
+        label: str,
+        execution_count: int | None = None,
+        cell_id: str | None = None,
+        tracker: Tracker = TRACKER,
+    ):
+        self.tracker = tracker
+        self.exact = exact
+        self.native = native
+        self.label = label
+        self.execution_count = execution_count
+        self.cell_id = cell_id
+        self.attached = False
+        self.max_peak = -(1 << 62)
+        self.best_snapshot: tuple[list, int] | None = None
+
+    def _harvest(self) -> None:
+        """Keep the peak snapshot before an inner region resets it."""
+        snap, cur = _lib.peak_by_stack()
+        if snap and (self.best_snapshot is None or cur > self.best_snapshot[1]):
+            self.best_snapshot = (snap, cur)
+
+    def start(self) -> Region:
+        lib = _lib.lib()
+        tracker = self.tracker
+        # No untracked() here: bookkeeping made while paused but freed later
+        # would be subtracted without having been added. Instead t0 is read
+        # last and t1 first, so a region's figures exclude its own
+        # bookkeeping (an enclosing region does see it).
+        with tracker.lock:
+            self.attached = tracker.attach(self.exact, self.native)
+            if not self.attached:
+                return self
+            # Stack ids are dense (1..n): keep the raw array, diff at the end.
+            self.stacks0 = _lib.stack_totals()
+            prev = ctypes.c_int64()
+            for r in tracker.open_regions:
+                r._harvest()
+            lib.cyscope_mem_reset_peak(ctypes.byref(prev))
+            for r in tracker.open_regions:
+                r.max_peak = max(r.max_peak, prev.value)
+            epoch = ctypes.c_uint32()
+            lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
+            self.epoch_lo = epoch.value
+            tracker.open_regions.append(self)
+            self.t0 = _lib.totals()
+            self.perf0 = time.perf_counter()
+        return self
+
+    def finish(self) -> _report.Report:
+        lib = _lib.lib()
+        tracker = self.tracker
+        rep = _report.Report(
+            label=self.label,
+            execution_count=self.execution_count,
+            cell_id=self.cell_id,
+            exact=self.exact,
+            native=self.native,
+        )
+        if not self.attached:
+            rep.active = False
+            return rep
+        t1 = _lib.totals()
+        # Close the epoch range first: the bookkeeping below is not the region's.
+        epoch = ctypes.c_uint32()
+        lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
+        hi = epoch.value - 1
+        stacks1 = _lib.stack_totals()
+        rep.duration_ms = (time.perf_counter() - self.perf0) * 1000.0
+        with tracker.lock:
+            try:
+                t0 = self.t0
+                peak = max(self.max_peak, t1.peak_bytes)
+                rep.start_current_bytes = t0.current_bytes
+                rep.peak_bytes = max(0, peak - t0.current_bytes)
+                rep.net_bytes = t1.current_bytes - t0.current_bytes
+                rep.allocated_bytes = t1.allocated_bytes - t0.allocated_bytes
+                rep.allocations = t1.allocations - t0.allocations
+                rep.freed_bytes = t1.freed_bytes - t0.freed_bytes
+                rep.frees = t1.frees - t0.frees
+                rep.tracker_bytes = t1.tracker_bytes
+                rep.epochs = (self.epoch_lo, hi)
+                rep.leaks = _report.stats_live(self.epoch_lo, hi)
+                rep.leaked_bytes = round(sum(s.bytes for s in rep.leaks))
+                rep.leaks = _report.cap_stacks(rep.leaks)
+                # Stacks live at the peak, made in this region. When the region
+                # ends at (or above) its last snapshot, the end state is the best
+                # picture of the peak.
+                self._harvest()
+                snap = self.best_snapshot
+                if snap is None or t1.current_bytes >= snap[1]:
+                    peak_stats = rep.leaks
+                else:
+                    peak_stats = [s for s in _report._stats(snap[0]) if self.epoch_lo <= s.epoch <= hi]
+                rep.peak_stacks = _report.cap_stacks(peak_stats)
+                rep.allocated_stacks = []
+                s0 = self.stacks0
+                for s in stacks1:
+                    i = s.stack_id - 1
+                    b0, c0 = (s0[i].bytes, s0[i].count) if i < len(s0) else (0.0, 0.0)
+                    if s.bytes - b0 > 0.5:
+                        rep.allocated_stacks.append(_report.StackBytes(s.stack_id, 0, s.bytes - b0, s.count - c0, 0, 0))
+                rep.allocated_stacks = _report.cap_stacks(rep.allocated_stacks)
+            finally:
+                # Even when interrupted half-way, the region closes: it leaves
+                # the open list and gives back its attach.
+                if self in tracker.open_regions:
+                    tracker.open_regions.remove(self)
+                # Outer regions see this region's peak through the global
+                # peak, which is not reset here.
+                tracker.detach(self.exact, self.native)
+                self.attached = False
+        return rep
+
+
+class Tracking:
+    """Context manager returned by track(); the report fills in on exit."""
+
+    def __init__(self, native: bool, exact: bool, label: str):
+        self.native = native
+        self.exact = exact
+        self.label = label
+        self.report: _report.Report | None = None
+
+    def __enter__(self) -> _report.Report:
+        self._region = Region(self.exact, self.native, self.label)
+        self.report = _report.Report(label=self.label, exact=self.exact, native=self.native)
+        self._region.start()
+        if not self._region.attached:
+            log.warning("cyscope.track: allocation tracker unavailable: %s", TRACKER.unavailable_reason())
+        return self.report
+
+    def __exit__(self, *exc) -> bool:
+        done = self._region.finish()
+        # Fill the object the with-statement handed out.
+        self.report.__dict__.update(done.__dict__)
+        return False
+
+
+@contextlib.contextmanager
+def untracked():
+    """Pause accounting on the calling thread (e.g. while compiling a cell)."""
+    lib = _lib.lib()
+    paused = lib is not None and lib.cyscope_mem_thread_pause(1) == _lib.OK
+    try:
+        yield
+    finally:
+        if paused:
+            lib.cyscope_mem_thread_pause(-1)

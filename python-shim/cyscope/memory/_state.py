@@ -1,0 +1,101 @@
+"""The one owner of the tracker's process-wide state.
+
+The native library keeps one set of counters for the whole process. Every
+region (a kernel cell, a ``track()`` block) and the kernel's cell tracker
+share it through the single :data:`TRACKER`: which attaches are held and in
+which mode, which regions are open, the finished cells' reports and epoch
+ranges, and whether Python frames are read.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections import deque
+from typing import TYPE_CHECKING
+
+from . import _frames, _lib, _report
+
+if TYPE_CHECKING:
+    from ._regions import Region
+
+log = logging.getLogger("cyscope.memory")
+
+# Reports kept by history(): one per cell, the newest.
+MAX_HISTORY = 1000
+# Epoch ranges of finished cells kept for live_by_cell().
+MAX_CELL_RANGES = 100_000
+
+
+class Tracker:
+    """Process-wide tracker state; use the module's TRACKER, not a new one."""
+
+    def __init__(self) -> None:
+        # Guards everything below; re-entrant because a region's finish runs
+        # while a caller may already hold it.
+        self.lock = threading.RLock()
+        self.open_regions: list[Region] = []
+        self.history: deque[_report.Report] = deque(maxlen=MAX_HISTORY)
+        # (first epoch, last epoch, execution count, cell id) of finished cells.
+        self.cell_ranges: deque[tuple[int, int, int | None, str | None]] = deque(maxlen=MAX_CELL_RANGES)
+        self._attach_modes: list[tuple[bool, bool]] = []  # one entry per attach held
+        self._pid = os.getpid()
+        self.python_frames = _frames.PythonFrames()
+
+    # -- availability ---------------------------------------------------------
+    @staticmethod
+    def available() -> bool:
+        return _lib.lib() is not None
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        return _lib.reason()
+
+    # -- attach / detach (lock held) -------------------------------------------
+    def _check_fork(self) -> None:
+        """A forked child starts detached (native atfork): forget parent state."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self.open_regions.clear()
+            self._attach_modes.clear()
+
+    def _apply_mode(self) -> None:
+        """The process-wide mode is the most detailed one anybody asks for."""
+        exact = any(e for e, _ in self._attach_modes) or any(r.exact for r in self.open_regions)
+        native = any(n for _, n in self._attach_modes) or any(r.native for r in self.open_regions)
+        _lib.lib().cyscope_mem_configure(ctypes.byref(_lib.config_struct(exact, native)))
+
+    def attach(self, exact: bool, native: bool) -> bool:
+        lib = _lib.lib()
+        if lib is None:
+            return False
+        self._check_fork()
+        self.python_frames.setup()
+        rc = lib.cyscope_mem_attach(ctypes.byref(_lib.config_struct(exact, native)))
+        if rc != _lib.OK:
+            log.warning("cyscope: cannot attach the allocation tracker (status %d)", rc)
+            return False
+        self._attach_modes.append((exact, native))
+        self._apply_mode()
+        return True
+
+    def detach(self, exact: bool, native: bool) -> None:
+        lib = _lib.lib()
+        self._check_fork()
+        if lib is None or (exact, native) not in self._attach_modes:
+            return
+        self._attach_modes.remove((exact, native))
+        lib.cyscope_mem_detach()
+        if self._attach_modes:
+            self._apply_mode()
+
+    # -- finished cells ---------------------------------------------------------
+    def note_cell(self, report: _report.Report) -> None:
+        with self.lock:
+            self.history.append(report)
+            self.cell_ranges.append((report.epochs[0], report.epochs[1], report.execution_count, report.cell_id))
+
+
+TRACKER = Tracker()
