@@ -105,6 +105,7 @@ def load(ipython) -> None:
     state.monitor.start()
     setattr(ipython, _STATE_ATTR, state)
     _register_cython_magic(ipython)
+    _register_debugger(ipython)
 
 
 def _register_cython_magic(ipython) -> None:
@@ -116,6 +117,16 @@ def _register_cython_magic(ipython) -> None:
         cython_magic.register(ipython)
     except Exception as exc:
         log.warning("cyscope: %%%%cython is not available in this kernel: %s", exc)
+
+
+def _register_debugger(ipython) -> None:
+    # Breakpoints in %%cython cells (cyscope.debugger): optional like %%cython itself.
+    try:
+        from . import debugger
+
+        debugger.install(ipython)
+    except Exception as exc:
+        log.warning("cyscope: breakpoints in %%%%cython cells are not available in this kernel: %s", exc)
 
 
 def unload(ipython) -> None:
@@ -131,6 +142,12 @@ def unload(ipython) -> None:
     state.hub.unregister()
     if state.tracker is not None:
         state.tracker.close()
+    try:
+        from . import debugger
+
+        debugger.uninstall(ipython)
+    except Exception:
+        log.debug("cyscope: removing the debugger failed", exc_info=True)
     try:
         from . import cython as cython_magic
 

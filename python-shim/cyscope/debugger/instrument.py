@@ -152,6 +152,20 @@ unraisable:
   PyGILState_Release(gil);
   return 0;
 }
+/* Called once, before the cell's module code: the runtime registers this module and
+   arms its breakpoints, so that breakpoints on module-level lines stop too. */
+static __CYSCOPE_COLD void __cyscope_loading(void) {
+  PyObject *runtime = PyImport_ImportModule("cyscope.debugger.runtime"), *result = NULL;
+  if (runtime) {
+    result = PyObject_CallMethod(runtime, "module_loading", "sn", "@TAG@", (Py_ssize_t)&__cyscope_armed_@TAG@);
+    Py_DECREF(runtime);
+  }
+  if (!result) {
+    if (PyErr_ExceptionMatches(PyExc_ImportError)) PyErr_Clear(); /* no cyscope here: no debugger */
+    else PyErr_WriteUnraisable(Py_None);
+  }
+  Py_XDECREF(result);
+}
 /* ---- end of the cyscope preamble ---- */
 """
 
@@ -322,11 +336,15 @@ def instrument(c_text: str, pyx_name: str, module: str, keep_tracing: bool = Fal
         if k == 0:
             text = PREAMBLE.replace("@TAG@", tag).replace("@NSITES@", str(max(len(sites), 1))) + text
         inserts[fn.header_line] = text
-        for group in _groups(parsed.lines, by_function[fn.index]):
+        groups = _groups(parsed.lines, by_function[fn.index])
+        first_module_group = groups[0] if groups else None
+        for group in groups:
             originals = [parsed.lines[site.c_line] for site in group]
             for site, original in zip(group, originals):
                 lines[site.c_line] = original if keep_tracing else ""
             probe = _probe_group(group, k, locals_)
+            if fn.kind == "module" and group is first_module_group:
+                probe = f"{group[0].indent}__cyscope_loading();\n{probe}"
             lines[group[0].c_line] = probe + ("\n" + originals[0] if keep_tracing else "")
         funcs_out.append(
             {

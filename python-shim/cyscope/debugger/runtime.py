@@ -23,6 +23,7 @@ import ctypes
 import json
 import os
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -223,6 +224,30 @@ def register(module, so_path: str, map_path: str, source_path: str | None = None
         pm = ProbeModule(module, so_path, probe_map, source_path, pyx_path)
         _modules[pm.tag] = pm
         return pm
+
+
+_loading_listeners: list = []
+
+
+def on_module_loading(listener) -> None:
+    """``listener(probe_module)`` runs when a probe build starts its module code (before any of it)."""
+    if listener not in _loading_listeners:
+        _loading_listeners.append(listener)
+
+
+def module_loading(tag: str, armed_symbol: int) -> None:
+    """Called by a probe build's module code before its first statement (see instrument.py)."""
+    from .stack import dladdr
+
+    so_path = dladdr(armed_symbol)[0]
+    if not so_path:
+        return
+    map_path = os.path.join(os.path.dirname(so_path), tag + ".probes.json")
+    if not os.path.exists(map_path):
+        return
+    pm = register(sys.modules.get(tag), so_path, map_path, None, os.path.join(os.path.dirname(so_path), tag + ".pyx"))
+    for listener in list(_loading_listeners):
+        listener(pm)
 
 
 def modules() -> list[ProbeModule]:

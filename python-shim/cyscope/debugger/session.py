@@ -63,6 +63,7 @@ class Breakpoint:
 class CellBuild:
     path: str
     probes: ProbeModule | None  # None: built without probes
+    code: str | None = None  # the cell as JupyterLab sent it
 
 
 class _Resume:
@@ -101,10 +102,13 @@ class DebugSession:
         runtime.set_controller(self)
 
     # -- builds --------------------------------------------------------------------
-    def note_build(self, path: str, probes: ProbeModule | None) -> None:
+    def note_build(self, path: str, probes: ProbeModule | None, code: str | None = None) -> None:
         """A cell (source path ``path``) was built and loaded, with or without probes."""
         with self._lock:
-            self.builds[path] = CellBuild(path, probes)
+            old = self.builds.get(path)
+            if old is not None and old.probes is probes:
+                return
+            self.builds[path] = CellBuild(path, probes, code)
             for bp in self.breakpoints.get(path, []):
                 before = (bp.verified, bp.line, bp.message)
                 self._resolve(bp)
@@ -202,6 +206,10 @@ class DebugSession:
 
     def is_cython_path(self, path: str) -> bool:
         return path in self.builds
+
+    def cell_code(self, path: str) -> str | None:
+        build = self.builds.get(path)
+        return build.code if build is not None else None
 
     # -- events ----------------------------------------------------------------------
     def emit_event(self, event: str, body: dict) -> None:
