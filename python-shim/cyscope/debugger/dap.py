@@ -158,31 +158,30 @@ class Bridge:
         return _response(message, body={"breakpoints": [bp.to_dap() for bp in bps]})
 
     async def _python_breakpoints(self, message, path: str, requested: list):
-        """debugpy's breakpoints, with the conditions cyscope's gutter command set kept on
-        (JupyterLab itself re-sends its breakpoints as bare lines)."""
-        kept = self.python_conditions.setdefault(path, {})
-        lines = set()
+        """debugpy's breakpoints, with conditions kept across JupyterLab's bare-line re-sends
+        (the same rule as for compiled cells, see DebugSession.set_breakpoints)."""
+        explicit = any("condition" in bp or "hitCondition" in bp for bp in requested)
+        kept = self.python_conditions.get(path, {})
+        new: dict = {}
         for bp in requested:
             line = bp.get("line")
-            lines.add(line)
-            for key in ("condition", "hitCondition"):
-                if key in bp:
-                    if bp[key]:
-                        kept.setdefault(line, {})[key] = bp[key]
-                    else:
-                        kept.get(line, {}).pop(key, None)
-                        bp.pop(key)
-                elif key in kept.get(line, {}):
-                    bp[key] = kept[line][key]
-        for line in list(kept):
-            if line not in lines or not kept[line]:
-                del kept[line]
+            if explicit:
+                extra = {k: bp[k] for k in ("condition", "hitCondition") if bp.get(k)}
+                for k in ("condition", "hitCondition"):
+                    if k in bp and not bp[k]:
+                        del bp[k]
+            else:
+                extra = dict(kept.get(line, {}))
+                bp.update(extra)
+            if extra:
+                new[line] = extra
+        self.python_conditions[path] = new
         reply = await self._forward(message)
         if isinstance(reply, dict) and reply.get("success"):
             entries = []
             for bp in reply.get("body", {}).get("breakpoints", []):
                 entry = {"line": bp.get("line")}
-                entry.update(kept.get(bp.get("line"), {}))
+                entry.update(new.get(bp.get("line"), {}))
                 entries.append(entry)
             self._record(path, entries)
         return reply

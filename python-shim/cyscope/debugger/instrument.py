@@ -139,7 +139,10 @@ static __CYSCOPE_COLD int __cyscope_call(int site, uintptr_t sp, const void *sna
     Py_DECREF(result);
     if (rc < 0 && !PyErr_Occurred()) rc = 0;
   } else if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-    rc = -1; /* leave it set: the probe leaves through Cython's error exit */
+    /* A fresh one, without the runtime's frames: the traceback starts at the cell's line. */
+    PyErr_Clear();
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    rc = -1; /* the probe leaves through Cython's error exit */
   } else {
     goto unraisable;
   }

@@ -121,6 +121,10 @@ class DebugSession:
         """Replace the breakpoints of ``path`` (DAP SourceBreakpoint dicts)."""
         with self._lock:
             old = {bp.requested: bp for bp in self.breakpoints.get(path, [])}
+            # JupyterLab re-sends a cell's breakpoints as bare lines: then the conditions set
+            # earlier (by cyscope's gutter command) stay. A request that carries any condition
+            # or hit count is taken as complete, as DAP says.
+            explicit = any("condition" in spec or "hitCondition" in spec for spec in requested)
             out = []
             for spec in requested:
                 line = spec.get("line")
@@ -128,12 +132,9 @@ class DebugSession:
                     continue
                 prev = old.get(line)
                 bp = Breakpoint(prev.id if prev else next(_breakpoint_ids), path, line)
-                # JupyterLab sends lines only: a condition set earlier (by cyscope's gutter
-                # command, which sends it explicitly) stays until it is set to "".
-                bp.condition = spec["condition"] if "condition" in spec else (prev.condition if prev else None)
-                bp.hit_condition = (
-                    spec["hitCondition"] if "hitCondition" in spec else (prev.hit_condition if prev else None)
-                )
+                keep = prev is not None and not explicit
+                bp.condition = prev.condition if keep else (spec.get("condition") or None)
+                bp.hit_condition = prev.hit_condition if keep else (spec.get("hitCondition") or None)
                 if prev is not None and (prev.condition, prev.hit_condition) == (bp.condition, bp.hit_condition):
                     bp.hits = prev.hits
                 self._resolve(bp)

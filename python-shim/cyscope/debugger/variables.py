@@ -209,11 +209,14 @@ class CValues:
         self.refs = refs
 
     def variable(self, name: str, t: CType, address: int, size: int | None = None) -> dict:
+        self._type = None
         try:
             value, ref = self._render(t, address, size, name)
         except Exception as exc:
             value, ref = f"<{type(exc).__name__}: {exc}>", 0
-        return {"name": name, "value": value, "type": t.display, "variablesReference": ref}
+        # A Python object shows its own type (the C type is just "object").
+        shown = self._type if t.kind == "object" and self._type and t.display == "object" else t.display
+        return {"name": name, "value": value, "type": shown, "variablesReference": ref}
 
     # Each renderer returns (value text, variablesReference).
     def _render(self, t: CType, address: int, size: int | None, name: str):
@@ -294,6 +297,7 @@ class CValues:
         except ValueError as exc:
             return f"0x{ptr:x} <{exc}>", 0
         record = t.target.record if t.target is not None else None
+        self._type = python_type_name(obj)
 
         def children(obj=obj, ptr=ptr, record=record):
             out = self.record_fields(record, ptr) if record else []
