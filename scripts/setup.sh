@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 APT_PACKAGES=(
   chromium            # e2e tests (Playwright drives /usr/bin/chromium)
   python3-ipykernel   # Debian's interpreter: the SageMath kernel's python
+  python3-debugpy     # its debugger (JupyterLab's debugger; cyscope's breakpoints)
   python3-jupyter-client
   python3-jupyter-server      # with python3-jupyterlab-server: serves the
   python3-jupyterlab-server   # JupyterLab of compat/debian-jupyterlab (e2e)
