@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import dataclasses
 import os
 import re
 import shutil
@@ -35,6 +36,9 @@ class Frame:
     line: int | None
     kind: str  # 'python' | 'cython' | 'native'
     cell: int | None = None
+    # The shared object a native or cython frame's code is in (not part of
+    # the frame's identity: the name, file and line already are).
+    obj: str | None = None
 
     def key(self) -> tuple:
         return (self.name, self.file, self.line, self.kind, self.cell)
@@ -134,7 +138,12 @@ def _c_to_pyx_map(c_file: str):
 
 
 def _cython_name(c_function: str) -> str:
-    """__pyx_pf_4cell_3Foo_bar -> Foo.bar; __pyx_f_4cell_leak -> leak."""
+    """__pyx_pf_4cell_3Foo_bar -> Foo.bar; __pyx_f_4cell_leak -> leak.
+
+    A C++ build's names arrive demangled, with their parameter list
+    (``__pyx_pf_4cell_grow(_object*, int)``): the list is dropped.
+    """
+    c_function = c_function.split("(", 1)[0]
     m = re.match(r"__pyx_(?:pf|pw|f|fuse_\d+)_(.*)$", c_function)
     if not m:
         return c_function
@@ -153,14 +162,18 @@ def _cython_name(c_function: str) -> str:
 
 
 def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]:
-    """For each offset, its inline chain [(function, file, line)], innermost first."""
+    """For each offset, its inline chain [(function, file, line)], innermost first.
+
+    Function names come demangled (``-C``): C++ code, including a
+    ``%%cython --cplus`` module, reads as written.
+    """
     exe = shutil.which("addr2line")
     unknown = [[("??", "??", 0)] for _ in offsets]
     if not exe or not offsets:
         return unknown
     try:
         out = subprocess.run(
-            [exe, "-a", "-f", "-i", "-e", obj, *[hex(o) for o in offsets]],
+            [exe, "-a", "-f", "-i", "-C", "-e", obj, *[hex(o) for o in offsets]],
             capture_output=True,
             text=True,
             timeout=60,
@@ -185,6 +198,35 @@ def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]
     if len(chains) != len(offsets):
         return unknown
     return [c or [("??", "??", 0)] for c in chains]
+
+
+_demangled: dict[str, str] = {}
+
+
+def demangle(names: list[str]) -> list[str]:
+    """C++ symbol names as a person reads them (``_ZNSt6vectorIiSaIiEE9push_backERKi``
+    -> ``std::vector<int, std::allocator<int> >::push_back(int const&)``).
+
+    One ``c++filt`` run for every name not seen before; a name that is not
+    mangled, or a machine without c++filt, gives the name back unchanged.
+    """
+    todo = sorted({n for n in names if n.startswith("_Z") and n not in _demangled})
+    if todo:
+        exe = shutil.which("c++filt")
+        out: list[str] = []
+        if exe:
+            try:
+                out = subprocess.run(
+                    [exe], input="\n".join(todo) + "\n", capture_output=True, text=True, timeout=60, check=False
+                ).stdout.splitlines()
+            except (OSError, subprocess.SubprocessError):
+                out = []
+        if len(out) != len(todo):
+            out = todo
+        if len(_demangled) > 100_000:
+            _demangled.clear()
+        _demangled.update(zip(todo, out))
+    return [_demangled.get(n, n) for n in names]
 
 
 def _cython_frame(chain: list[tuple[str, str, int]]) -> Frame | None:
@@ -257,16 +299,22 @@ def native_frames(pcs: list[int], full: bool = False) -> dict[int, Frame]:
     for obj, items in todo.items():
         wanted = full or is_cython_object(obj)
         resolved = _addr2line(obj, [off for _, off, _ in items]) if wanted else None
-        for i, (pc, off, sname) in enumerate(items):
+        snames = demangle([sname or "" for _, _, sname in items])
+        for i, (pc, off, _sname) in enumerate(items):
             frame = None
             if resolved:
                 chain = resolved[i]
                 frame = _cython_frame(chain)
                 func, path, cline = chain[0]
                 if frame is None and func != "??":
-                    frame = Frame(name=func, file=path if path != "??" else obj, line=cline or None, kind="native")
+                    frame = Frame(
+                        name=func, file=path if path != "??" else obj, line=cline or None, kind="native", obj=obj
+                    )
             if frame is None:
-                frame = Frame(name=sname or f"{os.path.basename(obj)}+{off:#x}", file=obj, line=None, kind="native")
+                name = snames[i] or f"{os.path.basename(obj)}+{off:#x}"
+                frame = Frame(name=name, file=obj, line=None, kind="native", obj=obj)
+            elif frame.obj is None:
+                frame = dataclasses.replace(frame, obj=obj)
             _native_cache[(pc, full)] = out[pc] = frame
     if len(_native_cache) > 500_000:
         _native_cache.clear()
