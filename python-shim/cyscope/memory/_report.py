@@ -74,6 +74,12 @@ class Report:
     peak_stacks: list[StackBytes] = field(default_factory=list, repr=False)
     allocated_stacks: list[StackBytes] = field(default_factory=list, repr=False)
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        # A report as a cell's value shows as its flamegraph (built only now).
+        from ..flamegraph import flamegraph_bundle
+
+        return flamegraph_bundle(self)
+
     # -- figures --------------------------------------------------------------
     def to_cell_memory(self) -> dict:
         """The protocol's cellMemory object (plus extra keys it allows)."""
@@ -128,95 +134,123 @@ class Report:
         """Frames of a stack, outermost first (see _resolve)."""
         return resolve_stack(stack_id, self.native)
 
-    def flamegraph(self, view: str = "peak") -> dict:
-        """Nested dict: name, file, line, kind, cell, bytes, count, children.
+    def shown_stacks(self, view: str = "peak", trim: bool = True, collapse_native: bool = True) -> list[tuple]:
+        """[(frames as shown, bytes, count)] of a view, one entry per recorded stack.
+
+        Frames are :class:`ShownFrame` tuples, outermost first, trimmed and
+        named as :func:`shown_stack` does. Bytes and counts are floats
+        (estimates in the sampled mode).
+        """
+        return [
+            (shown_stack(s.stack_id, self.native, trim, collapse_native), s.bytes, s.count) for s in self._stacks(view)
+        ]
+
+    def stack_keys(
+        self, view: str = "peak", trim: bool = True, collapse_native: bool = True, inverted: bool = False
+    ) -> list[tuple]:
+        """:meth:`shown_stacks` with each stack as a key (see :func:`stack_key`)."""
+        return stack_keys(self._stacks(view), self.native, trim, collapse_native, inverted)
+
+    def flamegraph(self, view: str = "peak", trim: bool = True, collapse_native: bool = True) -> dict:
+        """Nested dict: name, label, file, line, kind, cell, bytes, count, children.
 
         view: 'peak' (live at the region's peak, made in the region), 'leaks'
         (made in the region, still live at its end) or 'allocated' (everything
         the region allocated, freed or not). The root node has kind 'root'.
+        Stacks start at the cell (trim=False keeps the frames above it) and
+        runs of native frames of one library are one node (collapse_native=False
+        keeps each frame); see :func:`shown_stack`.
         """
-        root = _node("<all>", None, None, "root", None)
-        for s in self._stacks(view):
+        root = _node(ShownFrame("<all>", "<all>", None, None, "root", None))
+        for frames, nbytes, count in self.shown_stacks(view, trim, collapse_native):
             node = root
-            node["bytes"] += s.bytes
-            node["count"] += s.count
-            for fr in self._frames(s.stack_id):
-                child = node["_index"].get(fr.key())
+            node["bytes"] += nbytes
+            node["count"] += count
+            for fr in frames:
+                child = node["_index"].get(fr)
                 if child is None:
-                    child = _node(fr.name, fr.file, fr.line, fr.kind, fr.cell)
-                    node["_index"][fr.key()] = child
+                    child = _node(fr)
+                    node["_index"][fr] = child
                     node["children"].append(child)
-                child["bytes"] += s.bytes
-                child["count"] += s.count
+                child["bytes"] += nbytes
+                child["count"] += count
                 node = child
         return _finish(root)
 
-    def to_folded(self, view: str = "peak") -> str:
-        """Brendan Gregg's folded stacks: 'outer;inner bytes' per line."""
+    def to_folded(self, view: str = "peak", trim: bool = True, collapse_native: bool = True) -> str:
+        """Brendan Gregg's folded stacks: 'outer;inner bytes' per line, frames by their labels."""
         lines: dict[str, float] = {}
-        for s in self._stacks(view):
-            frames = self._frames(s.stack_id) or [_symbols.Frame("<unknown>", None, None, "native")]
-            key = ";".join(_label(f) for f in frames)
-            lines[key] = lines.get(key, 0.0) + s.bytes
+        for frames, nbytes, _count in self.shown_stacks(view, trim, collapse_native):
+            key = ";".join(f.label.replace(";", ",") for f in frames) or "<unknown>"
+            lines[key] = lines.get(key, 0.0) + nbytes
         return "".join(f"{k} {round(v)}\n" for k, v in sorted(lines.items()) if round(v) > 0)
 
-    def to_speedscope(self, view: str = "peak") -> dict:
+    def to_speedscope(self, view: str = "peak", trim: bool = True, collapse_native: bool = True) -> dict:
         """A speedscope file (JSON-ready dict), one 'sampled' profile in bytes."""
-        frames: list[dict] = []
-        index: dict[tuple, int] = {}
-        samples: list[list[int]] = []
-        weights: list[int] = []
-        for s in self._stacks(view):
-            stack = []
-            for fr in self._frames(s.stack_id):
-                k = fr.key()
-                if k not in index:
-                    index[k] = len(frames)
-                    entry = {"name": _label(fr, short=True)}
-                    if fr.file:
-                        entry["file"] = fr.file
-                    if fr.line:
-                        entry["line"] = fr.line
-                    frames.append(entry)
-                stack.append(index[k])
-            w = round(s.bytes)
-            if w > 0:
-                samples.append(stack)
-                weights.append(w)
-        total = sum(weights)
         name = self.label or "cyscope"
+        frames: list[dict] = []
+        profile = self.speedscope_profile(view, frames, {}, trim, collapse_native)
         return {
             "$schema": "https://www.speedscope.app/file-format-schema.json",
             "exporter": "cyscope",
             "name": name,
             "activeProfileIndex": 0,
             "shared": {"frames": frames},
-            "profiles": [
-                {
-                    "type": "sampled",
-                    "name": f"{name} ({view})",
-                    "unit": "bytes",
-                    "startValue": 0,
-                    "endValue": total,
-                    "samples": samples,
-                    "weights": weights,
-                }
-            ],
+            "profiles": [profile],
+        }
+
+    def speedscope_profile(
+        self, view: str, frames: list[dict], index: dict, trim: bool = True, collapse_native: bool = True
+    ) -> dict:
+        """This report's speedscope profile; its frames are added to a shared
+        ``frames`` list (``index`` maps a frame to its position), so several
+        reports can go in one file."""
+        samples: list[list[int]] = []
+        weights: list[int] = []
+        for shown, nbytes, _count in self.shown_stacks(view, trim, collapse_native):
+            stack = []
+            for fr in shown:
+                if fr not in index:
+                    index[fr] = len(frames)
+                    entry = {"name": fr.label}
+                    if fr.file:
+                        entry["file"] = fr.file
+                    if fr.line:
+                        entry["line"] = fr.line
+                    frames.append(entry)
+                stack.append(index[fr])
+            w = round(nbytes)
+            if w > 0:
+                samples.append(stack)
+                weights.append(w)
+        name = self.label or "cyscope"
+        return {
+            "type": "sampled",
+            "name": f"{name} ({view})",
+            "unit": "bytes",
+            "startValue": 0,
+            "endValue": sum(weights),
+            "samples": samples,
+            "weights": weights,
         }
 
 
-def _node(name, file, line, kind, cell) -> dict:
-    return {
-        "name": name,
-        "file": file,
-        "line": line,
-        "kind": kind,
-        "cell": cell,
+def _node(fr: ShownFrame) -> dict:
+    node = {
+        "name": fr.name,
+        "label": fr.label,
+        "file": fr.file,
+        "line": fr.line,
+        "kind": fr.kind,
+        "cell": fr.cell,
         "bytes": 0.0,
         "count": 0.0,
         "children": [],
         "_index": {},
     }
+    if fr.run:
+        node["frames"] = [{"name": f.name, "file": f.file, "line": f.line} for f in fr.run]
+    return node
 
 
 def _finish(node: dict) -> dict:
@@ -227,13 +261,248 @@ def _finish(node: dict) -> dict:
     return node
 
 
-def _label(fr: _symbols.Frame, short: bool = False) -> str:
-    where = f"cell [{fr.cell}]" if fr.cell is not None else (fr.file or "?")
-    if short and fr.cell is None and fr.file:
-        where = fr.file.rsplit("/", 1)[-1]
-    line = f":{fr.line}" if fr.line else ""
-    # ';' separates frames in the folded format.
-    return f"{fr.name} ({where}{line})".replace(";", ",")
+# -- stacks as a person reads them ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShownFrame:
+    """One frame of a stack as the flamegraph shows it.
+
+    ``kind`` is 'cell' (a cell's own top-level code), 'python', 'cython' or
+    'native'; ``cell`` the execution count of the cell the frame's code is
+    in. A collapsed run of native frames keeps them in ``run``.
+    """
+
+    label: str
+    name: str
+    file: str | None
+    line: int | None
+    kind: str
+    cell: int | None
+    run: tuple = ()
+
+
+# Frames that run a cell rather than belong to it: a stack that reaches no
+# cell starts after them. Matched on the file's path.
+_HOST_DIRS = (
+    "/ipykernel/",
+    "/IPython/",
+    "/tornado/",
+    "/asyncio/",
+    "/traitlets/",
+    "/zmq/",
+    "/jupyter_client/",
+    "/jupyter_core/",
+    "/concurrent/futures/",
+    "/_pytest/",
+    "/pluggy/",
+    "/cyscope/",
+)
+_HOST_FILES = ("runpy.py", "threading.py", "selectors.py", "ipykernel_launcher.py")
+
+
+def _is_host(fr: _symbols.Frame) -> bool:
+    f = fr.file or ""
+    if fr.kind != "python":
+        return False
+    return f.startswith("<frozen ") or any(d in f for d in _HOST_DIRS) or f.rsplit("/", 1)[-1] in _HOST_FILES
+
+
+def _is_import_machinery(fr: _symbols.Frame) -> bool:
+    return fr.kind == "python" and (fr.file or "").startswith("<frozen importlib")
+
+
+def _is_cell_code(fr: _symbols.Frame) -> bool:
+    return fr.kind == "python" and fr.cell is not None and fr.name == "<module>"
+
+
+def _trim(frames: list[_symbols.Frame]) -> list[_symbols.Frame]:
+    """Start at the cell: its innermost top-level code (under ``%%memory`` the
+    body, not the ``%%memory`` line that runs it), else the outermost frame
+    of any cell (a thread's target defined in a cell), else after the host's
+    frames (keeping the innermost Python frame). Import machinery frames
+    (``<frozen importlib._bootstrap>``) are dropped wherever they are."""
+    start = next((i for i in range(len(frames) - 1, -1, -1) if _is_cell_code(frames[i])), None)
+    if start is None:
+        start = next((i for i, fr in enumerate(frames) if fr.cell is not None), None)
+    if start is None:
+        last_py = max((i for i, fr in enumerate(frames) if fr.kind == "python"), default=-1)
+        start = 0
+        while start < last_py and _is_host(frames[start]):
+            start += 1
+    return [fr for fr in frames[start:] if not _is_import_machinery(fr)]
+
+
+def _short_path(path: str) -> str:
+    parts = path.rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 1 else path
+
+
+def _library(fr: _symbols.Frame) -> str:
+    """The short name of a frame's shared object: 'libstdc++' for
+    /usr/lib/x86_64-linux-gnu/libstdc++.so.6."""
+    base = (fr.obj or fr.file or "?").rsplit("/", 1)[-1]
+    # _ctypes.cpython-311-x86_64-linux-gnu.so -> _ctypes
+    return base.split(".so", 1)[0].split(".cpython-", 1)[0]
+
+
+def frame_label(fr: _symbols.Frame) -> str:
+    """A frame as a person names it: ``cell [4] line 2``, ``grow · cell [3] line 9``,
+    ``zeros · numpy/core/numeric.py:12``, ``operator new(unsigned long) · libstdc++``."""
+    if fr.kind in ("python", "cython"):
+        if fr.cell is not None:
+            where = f"cell [{fr.cell}]" + (f" line {fr.line}" if fr.line else "")
+            return where if fr.kind == "python" and fr.name == "<module>" else f"{fr.name} · {where}"
+        if fr.file:
+            return f"{fr.name} · {_short_path(fr.file)}" + (f":{fr.line}" if fr.line else "")
+        return fr.name
+    if fr.obj or fr.file:
+        return f"{fr.name} · {_library(fr)}"
+    return fr.name
+
+
+def _shown(fr: _symbols.Frame) -> ShownFrame:
+    kind = "cell" if _is_cell_code(fr) else fr.kind
+    return ShownFrame(frame_label(fr), fr.name, fr.file, fr.line, kind, fr.cell)
+
+
+def _collapse(frames: list[_symbols.Frame]) -> list:
+    """Runs of two or more native frames of one library become one
+    ShownFrame; every other frame is left as it is."""
+    out: list = []
+    i = 0
+    n = len(frames)
+    while i < n:
+        fr = frames[i]
+        j = i + 1
+        if fr.kind == "native" and (fr.obj or fr.file):
+            lib = _library(fr)
+            while j < n and frames[j].kind == "native" and _library(frames[j]) == lib:
+                j += 1
+        if j - i >= 2:
+            run = tuple(frames[i:j])
+            label = f"{_library(fr)}: {j - i} frames"
+            out.append(ShownFrame(label, label, fr.obj or fr.file, None, "native", None, run))
+        else:
+            out.append(fr)
+        i = j
+    return out
+
+
+# Every ShownFrame seen is numbered once, and a stack is also kept as a key:
+# its frame numbers, 4 bytes each, big-endian. The flamegraph payload is
+# built on these keys (sorting and bisecting bytes runs in C, which keeps
+# 100,000 stacks fast).
+KEY_WIDTH = 4
+_frame_numbers: dict[ShownFrame, int] = {}
+_numbered_frames: list[ShownFrame] = []
+# id(raw frame) -> (raw frame, its ShownFrame, its number as key bytes); the
+# raw frame is kept so that its id is never reused while the entry lives.
+_shown_memo: dict[int, tuple] = {}
+# (stack id, flags) -> [shown frames, key, inverted key or None]
+_shown_cache: dict[int, list] = {}
+
+
+def frame_number(fr: ShownFrame) -> int:
+    n = _frame_numbers.get(fr)
+    if n is None:
+        n = _frame_numbers[fr] = len(_numbered_frames)
+        _numbered_frames.append(fr)
+    return n
+
+
+def numbered_frame(n: int) -> ShownFrame:
+    """The frame a number in a stack key stands for."""
+    return _numbered_frames[n]
+
+
+def _shown_numbered(fr: _symbols.Frame) -> tuple:
+    hit = _shown_memo.get(id(fr))
+    if hit is None:
+        shown = _shown(fr)
+        hit = _shown_memo[id(fr)] = (fr, shown, frame_number(shown).to_bytes(KEY_WIDTH, "big"))
+    return hit
+
+
+def _flags(native: bool, trim: bool, collapse_native: bool) -> int:
+    return (4 if native else 0) | (2 if trim else 0) | (1 if collapse_native else 0)
+
+
+def _shown_entry(stack_id: int, native: bool, trim: bool, collapse_native: bool) -> list:
+    key = stack_id << 3 | _flags(native, trim, collapse_native)
+    hit = _shown_cache.get(key)
+    if hit is not None:
+        return hit
+    frames = resolve_stack(stack_id, native)
+    if trim:
+        frames = _trim(frames)
+    if collapse_native:
+        shown, numbers = [], []
+        for item in _collapse(frames):
+            if isinstance(item, ShownFrame):  # a collapsed run
+                shown.append(item)
+                numbers.append(frame_number(item).to_bytes(KEY_WIDTH, "big"))
+            else:
+                _raw, fr, number = _shown_numbered(item)
+                shown.append(fr)
+                numbers.append(number)
+    else:
+        entries = [_shown_numbered(fr) for fr in frames]
+        shown, numbers = [e[1] for e in entries], [e[2] for e in entries]
+    entry = [tuple(shown), b"".join(numbers), None]  # the inverted key is made when asked for
+    if len(_shown_cache) > 200_000:
+        _shown_cache.clear()
+    if len(_shown_memo) > 500_000:
+        _shown_memo.clear()
+    _shown_cache[key] = entry
+    return entry
+
+
+def shown_stack(stack_id: int, native: bool, trim: bool = True, collapse_native: bool = True) -> tuple:
+    """A recorded stack as the flamegraph shows it, outermost first.
+
+    trim: start at the cell (see :func:`_trim`); collapse_native: one frame
+    for each run of native frames of one library ("libstdc++: 3 frames").
+    """
+    return _shown_entry(stack_id, native, trim, collapse_native)[0]
+
+
+def _inverted_key(entry: list) -> bytes:
+    if entry[2] is None:
+        k = entry[1]
+        entry[2] = b"".join(k[i : i + KEY_WIDTH] for i in range(len(k) - KEY_WIDTH, -1, -KEY_WIDTH))
+    return entry[2]
+
+
+def stack_key(stack_id: int, native: bool, trim: bool = True, collapse_native: bool = True, inverted=False) -> bytes:
+    """:func:`shown_stack` as a key (see KEY_WIDTH); inverted: innermost first."""
+    entry = _shown_entry(stack_id, native, trim, collapse_native)
+    return _inverted_key(entry) if inverted else entry[1]
+
+
+def stack_keys(stacks: list[StackBytes], native: bool, trim: bool, collapse_native: bool, inverted: bool) -> list:
+    """(key, bytes, count) of each stack (the flamegraph payload's input)."""
+    flags = _flags(native, trim, collapse_native)
+    get = _shown_cache.get
+    out = []
+    for s in stacks:
+        entry = get(s.stack_id << 3 | flags) or _shown_entry(s.stack_id, native, trim, collapse_native)
+        out.append((_inverted_key(entry) if inverted else entry[1], s.bytes, s.count))
+    return out
+
+
+_py_frames: dict[int, _symbols.Frame] = {}
+
+
+def _python_frame(code_index: int, line: int) -> _symbols.Frame:
+    # One Frame object per (code, line), so the shown form is made once.
+    key = code_index << 32 | line
+    fr = _py_frames.get(key)
+    if fr is None:
+        if len(_py_frames) > 500_000:
+            _py_frames.clear()
+        fr = _py_frames[key] = _symbols.python_frame(code_index, line)
+    return fr
 
 
 _resolved: dict[tuple[int, bool], list] = {}
@@ -255,7 +524,7 @@ def resolve_stack(stack_id: int, native: bool) -> list[_symbols.Frame]:
     if hit is not None:
         return hit
     raw = _lib.stack_frames(stack_id)
-    py = [_symbols.python_frame(fid, line) for fid, line, kind in raw if kind == _lib.FRAME_PYTHON]
+    py = [_python_frame(fid, line) for fid, line, kind in raw if kind == _lib.FRAME_PYTHON]
     pcs = [fid for fid, _line, kind in raw if kind == _lib.FRAME_NATIVE]
     nat = _symbols.native_frames(pcs, full=native)
     natives = []
