@@ -106,6 +106,7 @@ def load(ipython) -> None:
     setattr(ipython, _STATE_ATTR, state)
     _register_cython_magic(ipython)
     _register_debugger(ipython)
+    _register_flamegraph_magics(ipython)
 
 
 def _register_cython_magic(ipython) -> None:
@@ -127,6 +128,16 @@ def _register_debugger(ipython) -> None:
         debugger.install(ipython)
     except Exception as exc:
         log.warning("cyscope: breakpoints in %%%%cython cells are not available in this kernel: %s", exc)
+
+
+def _register_flamegraph_magics(ipython) -> None:
+    # %%memory and %memory_flamegraph (cyscope/flamegraph/magic.py).
+    try:
+        from .flamegraph import register
+
+        register(ipython)
+    except Exception as exc:
+        log.warning("cyscope: %%%%memory is not available in this kernel: %s", exc)
 
 
 def unload(ipython) -> None:
