@@ -6,8 +6,10 @@ The valid fixtures are what python-shim/cyscope/flamegraph/payload.py
 sends for small, readable reports (a %%cython function under a cell, a
 comparison, a collapsed native run, an inverted graph, merged small
 frames), plus one of 100,000 nodes (gzipped) from a synthetic call tree.
-The invalid ones are hand-made breakages of the first valid one, each with
-the reason a reader must give. --check only compares (the pytest suite
+The invalid ones (refused by the schema) and the malformed ones (refused by
+the readers' checks of the tree, each with its reason) are hand-made
+breakages of the first valid one; the future ones carry fields this version
+does not know. --check only compares (the pytest suite
 runs it), so the fixtures and the sender cannot drift apart.
 """
 
@@ -193,38 +195,68 @@ def synthetic_100k() -> dict:
     return data
 
 
-def invalid(valid: dict) -> list[dict]:
-    """Breakages of a valid payload, each with what a reader must say."""
+def breakages(valid: dict) -> list[tuple[str, object, bool]]:
+    """(what is wrong, payload, whether the schema itself refuses it) for
+    breakages of a valid payload; readers refuse every one with a message."""
     cases = []
 
-    def case(why: str, change) -> None:
+    def case(why: str, by_schema: bool, change) -> None:
         data = copy.deepcopy(valid)
-        data = change(data) or data
-        cases.append({"why": why, "payload": data})
+        change(data)
+        cases.append((why, data, by_schema))
 
-    case("not a JSON object", lambda d: [d])
-    case("no version", lambda d: d.pop("v"))
-    case("a later version", lambda d: d.update(v=2))
-    case("no nodes", lambda d: d.pop("nodes"))
-    case("nodes.level is not a list", lambda d: d["nodes"].update(level="0,1,2"))
-    case("a negative value", lambda d: d["nodes"]["value"].__setitem__(1, -5))
-    case("a value that is not an integer", lambda d: d["nodes"]["value"].__setitem__(1, 1.5))
-    case("columns of different lengths", lambda d: d["nodes"]["self"].pop())
-    case("frame columns of different lengths", lambda d: d["frames"]["line"].pop())
-    case("the first node is not the root", lambda d: d["nodes"]["level"].__setitem__(0, 1))
-    case("a second root", lambda d: d["nodes"]["level"].__setitem__(len(d["nodes"]["level"]) - 1, 0))
-    case("a level that skips a depth", lambda d: d["nodes"]["level"].__setitem__(2, 3))
+    cases.append(("not a JSON object", [copy.deepcopy(valid)], True))
+    case("no version", True, lambda d: d.pop("v"))
+    case("a later version", True, lambda d: d.update(v=2))
+    case("no nodes", True, lambda d: d.pop("nodes"))
+    case("no kinds", True, lambda d: d.pop("kinds"))
+    case("nodes.level is not a list", True, lambda d: d["nodes"].update(level="0,1,2"))
+    case("a negative value", True, lambda d: d["nodes"]["value"].__setitem__(1, -5))
+    case("a value that is not an integer", True, lambda d: d["nodes"]["value"].__setitem__(1, 1.5))
+    case("a string that is not a string", True, lambda d: d["strings"].__setitem__(1, 7))
+    case("an unknown view", True, lambda d: d.update(view="gc"))
+    case("columns of different lengths", False, lambda d: d["nodes"]["self"].pop())
+    case("frame columns of different lengths", False, lambda d: d["frames"]["line"].pop())
+    case("the first node is not the root", False, lambda d: d["nodes"]["level"].__setitem__(0, 1))
+    case("a second root", False, lambda d: d["nodes"]["level"].__setitem__(len(d["nodes"]["level"]) - 1, 0))
+    case("a level that skips a depth", False, lambda d: d["nodes"]["level"].__setitem__(2, 3))
     case(
         "a value that is not self plus children",
+        False,
         lambda d: d["nodes"]["value"].__setitem__(1, d["nodes"]["value"][1] + 1),
     )
-    case("a total that is not the root's value", lambda d: d.update(total=d["total"] + 1))
-    case("a frame index past the frames", lambda d: d["nodes"]["frame"].__setitem__(1, 999))
-    case("a string index past the strings", lambda d: d["frames"]["label"].__setitem__(0, 999))
-    case("a kind index past the kinds", lambda d: d["frames"]["kind"].__setitem__(0, 99))
-    case("a comparison column of another length", lambda d: d["nodes"].update(base=[1, 2]))
-    case("no nodes at all", lambda d: d["nodes"].update(level=[], value=[], self=[], count=[], frame=[]))
+    case("a total that is not the root's value", False, lambda d: d.update(total=d["total"] + 1))
+    case("a frame index past the frames", False, lambda d: d["nodes"]["frame"].__setitem__(1, 999))
+    case("a string index past the strings", False, lambda d: d["frames"]["label"].__setitem__(0, 999))
+    case("a kind index past the kinds", False, lambda d: d["frames"]["kind"].__setitem__(0, 99))
+    case("a comparison column of another length", False, lambda d: d["nodes"].update(base=[1, 2]))
+    case("no nodes at all", False, lambda d: d["nodes"].update(level=[], value=[], self=[], count=[], frame=[]))
     return cases
+
+
+def invalid(valid: dict) -> list:
+    """What the schema itself refuses (protocol/README.md: <name>-invalid.json)."""
+    return [data for _why, data, by_schema in breakages(valid) if by_schema]
+
+
+def malformed(valid: dict) -> list[dict]:
+    """What only the readers' tree checks refuse, each with the reason."""
+    return [{"why": why, "payload": data} for why, data, by_schema in breakages(valid) if not by_schema]
+
+
+def future(valid: list[dict]) -> list[dict]:
+    """Valid payloads with fields this version does not know, everywhere."""
+    out = []
+    for data in valid[:3]:
+        data = copy.deepcopy(data)
+        data["palette"] = {"cell": "#123456"}
+        data["nodes"]["self_count"] = list(data["nodes"]["count"])
+        data["frames"]["module"] = [0] * len(data["frames"]["label"])
+        data.setdefault("totals", {})["gc_bytes"] = 0
+        if "compare" in data:
+            data["compare"]["when"] = "before the fix"
+        out.append(data)
+    return out
 
 
 def write(path: Path, data, check: bool) -> bool:
@@ -245,6 +277,8 @@ def main() -> None:
         P.check(data)
     ok = write(FIXTURES / "flamegraph-valid.json", valid, args.check)
     ok &= write(FIXTURES / "flamegraph-invalid.json", invalid(valid[0]), args.check)
+    ok &= write(FIXTURES / "flamegraph-malformed.json", malformed(valid[0]), args.check)
+    ok &= write(FIXTURES / "flamegraph-future.json", future(valid), args.check)
     big = synthetic_100k()
     P.check(big)
     big_text = json.dumps(big, separators=(",", ":"))
