@@ -21,6 +21,7 @@ APT_PACKAGES=(
   cmake
   valgrind
   g++
+  gdb                 # crash reports: attached to a crashing kernel (tests need it)
 )
 
 missing=()

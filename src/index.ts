@@ -12,6 +12,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { KernelChannel } from './channel';
+import { crashPlugins } from './crash/plugin';
 import { cythonPlugins } from './cython/plugin';
 import { watchCythonCells } from './cythonCells';
 import { cyscopeIcon } from './icons';
@@ -106,4 +107,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate
 };
 
-export default [plugin, ...cythonPlugins];
+export default [plugin, ...cythonPlugins, ...crashPlugins];

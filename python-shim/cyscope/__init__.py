@@ -25,6 +25,10 @@ def __getattr__(name):
         from . import memory
 
         return getattr(memory, name)
+    if name in ("crash_reports", "CellCrashed"):
+        from . import crash
+
+        return getattr(crash, name)
     raise AttributeError(f"module 'cyscope' has no attribute {name!r}")
 
 

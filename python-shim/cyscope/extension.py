@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-from . import __version__, native, protocol
+from . import __version__, crash, native, protocol
 from .comm_hub import CommHub
 from .memory_monitor import MemoryMonitor
 
@@ -25,14 +25,17 @@ class ExtensionState:
         self.monitor = MemoryMonitor(send=self.hub.broadcast, tracker=self.tracker)
 
     def _greeting(self) -> list[dict]:
+        hello = protocol.hello(
+            cyscope_version=__version__,
+            python=platform.python_version(),
+            pid=os.getpid(),
+            interval_ms=self.monitor.interval_ms,
+            native=native.status().to_message(),
+        )
+        # Crash reports of this kernel's previous process, not yet shown (docs/crash-reports.md).
+        hello.update(crash.hello_fields())
         return [
-            protocol.hello(
-                cyscope_version=__version__,
-                python=platform.python_version(),
-                pid=os.getpid(),
-                interval_ms=self.monitor.interval_ms,
-                native=native.status().to_message(),
-            ),
+            hello,
             # A figure for the panel at once, not only once a cell runs.
             self.monitor.current_sample(),
         ]
@@ -107,6 +110,7 @@ def load(ipython) -> None:
     _register_cython_magic(ipython)
     _register_debugger(ipython)
     _register_flamegraph_magics(ipython)
+    crash.attach(ipython)  # the fatal-signal handler; never raises
 
 
 def _register_cython_magic(ipython) -> None:
@@ -151,6 +155,7 @@ def unload(ipython) -> None:
             pass
     state.monitor.stop()
     state.hub.unregister()
+    crash.detach(ipython)
     if state.tracker is not None:
         state.tracker.close()
     try:

@@ -7,13 +7,18 @@ and Debian's /usr/bin/python3 (3.11.2, ipykernel 6.17, Cython 0.29).
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "python-shim"))
+# Crash reports of shells the tests load cyscope into go to a private temporary
+# folder, not the user's Jupyter runtime folder.
+os.environ.setdefault("CYSCOPE_CRASH_DIR", tempfile.mkdtemp(prefix="cyscope-test-crash-"))
 
 
 @pytest.fixture(scope="session")

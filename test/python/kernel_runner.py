@@ -23,5 +23,9 @@ def run_code(kc, code: str, silent: bool = False, timeout: float = 300) -> tuple
             text.append(f"{content['ename']}: {content['evalue']}")
         elif kind == "status" and content["execution_state"] == "idle":
             break
+    # Its own reply: a reply to an earlier request (wait_for_ready's repeated
+    # kernel_info) may still be queued on the shell channel.
     reply = kc.get_shell_msg(timeout=60)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=60)
     return reply["content"]["status"], "".join(text)
