@@ -131,3 +131,26 @@ def test_a_report_shown_as_a_cell_value_is_a_flamegraph(fg_shell):
     bundle = report._repr_mimebundle_()
     assert validate(bundle[MIME])["title"] == "track · peak" and "<svg" in bundle["text/html"]
     del keep
+
+
+def test_what_the_panel_asks_for_as_user_expressions(fg_shell):
+    # The memory panel evaluates these silently (user_expressions), then
+    # draws or downloads what the display formatter makes of them.
+    first = run(fg_shell, "kept = [bytearray(400_000) for _ in range(10)]")
+    second = run(fg_shell, "more = bytearray(2_000_000)")
+    module = "__import__('cyscope.flamegraph', fromlist=['cell_flamegraph'])"
+    for view in ("peak", "leaks"):
+        value = eval(f"{module}.cell_flamegraph({first.execution_count}, '{view}')", fg_shell.user_ns)
+        bundle, _ = fg_shell.display_formatter.format(value)
+        data = validate(bundle[MIME])
+        assert data["view"] == view and data["cell"] == first.execution_count
+    value = eval(f"{module}.history_export('speedscope', 'peak')", fg_shell.user_ns)
+    speedscope = fg_shell.display_formatter.format(value)[0]["application/json"]
+    names = [p["name"] for p in speedscope["profiles"]]
+    assert f"cell [{first.execution_count}] (peak)" in names and f"cell [{second.execution_count}] (peak)" in names
+    assert all(len(p["samples"]) == len(p["weights"]) for p in speedscope["profiles"])
+    value = eval(f"{module}.history_export('folded', 'leaks')", fg_shell.user_ns)
+    folded = fg_shell.display_formatter.format(value)[0]["text/plain"]
+    assert f"cell [{second.execution_count}] line 1 " in folded and not folded.startswith("<")
+    with pytest.raises(ValueError, match="format must be one of"):
+        eval(f"{module}.history_export('csv')", fg_shell.user_ns)

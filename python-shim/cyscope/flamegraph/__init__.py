@@ -11,11 +11,13 @@ Public names:
     flamegraph_payload(report, view="peak", ...)  the payload alone
     Flamegraph(report, ...)                       displays as the bundle
     cell_flamegraph(execution_count, view)        a cell's, from the history
+    history_export("speedscope" | "folded", view) every cell's stacks as one file
     register(ipython)                             %%memory and %memory_flamegraph
 """
 
 from __future__ import annotations
 
+from .exports import history_export
 from .payload import MIME
 from .report import Flamegraph, cell_flamegraph, flamegraph_bundle, flamegraph_payload
 
@@ -26,4 +28,12 @@ def register(ipython) -> None:
     _register(ipython)
 
 
-__all__ = ["MIME", "Flamegraph", "cell_flamegraph", "flamegraph_bundle", "flamegraph_payload", "register"]
+__all__ = [
+    "MIME",
+    "Flamegraph",
+    "cell_flamegraph",
+    "flamegraph_bundle",
+    "flamegraph_payload",
+    "history_export",
+    "register",
+]
