@@ -14,6 +14,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { KernelChannel } from './channel';
 import { crashPlugins } from './crash/plugin';
 import { cythonPlugins } from './cython/plugin';
+import { flamegraphPlugins } from './flamegraph/plugin';
 import { watchCythonCells } from './cythonCells';
 import { cyscopeIcon } from './icons';
 import { MemoryPanel } from './memoryPanel';
@@ -107,4 +108,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate
 };
 
-export default [plugin, ...cythonPlugins, ...crashPlugins];
+export default [
+  plugin,
+  ...cythonPlugins,
+  ...crashPlugins,
+  ...flamegraphPlugins
+];
