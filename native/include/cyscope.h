@@ -183,6 +183,11 @@ typedef struct cyscope_crash_py_layout {
 CYSCOPE_API int cyscope_crash_install(const cyscope_crash_config *config);
 /* Put back the handlers found at install (where ours is still installed). */
 CYSCOPE_API int cyscope_crash_uninstall(void);
+/* Where another handler replaced ours since (SageMath's kernel installs
+ * cysignals' again before every request), install ours in front of it
+ * again (theirs then runs after ours), and put back our alternate stack on
+ * the calling thread. *reclaimed (may be NULL): how many signals were retaken. */
+CYSCOPE_API int cyscope_crash_reclaim(int *reclaimed);
 /* NULL: no Python frames in in-process reports. */
 CYSCOPE_API int cyscope_crash_set_python_layout(const cyscope_crash_py_layout *layout);
 /* The last cell that ran (count < 0: none), and whether it is still running. */

@@ -134,20 +134,29 @@ static void find_eval_loop(void) {
   g_cr.python_module = module[0] ? module : NULL;
 }
 
-/* A stack for the handler, so a stack overflow can still be reported.
- * Kept when the thread already has a large enough one (faulthandler's). */
+/* A stack for the handler, so a stack overflow can still be reported. One
+ * mapping, made once: a library that sets its own small alternate stack
+ * again and again (cysignals, before every request of Sage's kernel) gets
+ * ours put back by cyscope_crash_reclaim, never a new one. A large enough
+ * stack found at install (not ours) is kept. */
 #define ALT_STACK (128 * 1024)
+static char *g_alt;
+
 static void ensure_alt_stack(void) {
   stack_t cur;
-  if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) && cur.ss_size >= ALT_STACK)
+  if (sigaltstack(NULL, &cur) != 0 || (cur.ss_flags & SS_ONSTACK)) return;
+  if (!(cur.ss_flags & SS_DISABLE) && (cur.ss_sp == g_alt || (!g_alt && cur.ss_size >= ALT_STACK)))
     return;
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  char *mem =
-      mmap(NULL, ALT_STACK + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return;
-  mprotect(mem, page, PROT_NONE); /* guard page below the stack */
-  stack_t ss = {.ss_sp = mem + page, .ss_size = ALT_STACK, .ss_flags = 0};
-  if (sigaltstack(&ss, NULL) != 0) munmap(mem, ALT_STACK + page);
+  if (!g_alt) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *mem =
+        mmap(NULL, ALT_STACK + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return;
+    mprotect(mem, page, PROT_NONE); /* guard page below the stack */
+    g_alt = mem + page;
+  }
+  stack_t ss = {.ss_sp = g_alt, .ss_size = ALT_STACK, .ss_flags = 0};
+  sigaltstack(&ss, NULL);
 }
 
 static _Unwind_Reason_Code prime_cb(struct _Unwind_Context *c, void *arg) {
@@ -156,6 +165,24 @@ static _Unwind_Reason_Code prime_cb(struct _Unwind_Context *c, void *arg) {
 }
 
 static void on_fatal(int sig, siginfo_t *info, void *uctx);
+
+static struct sigaction our_action(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fatal;
+  /* NODEFER: a fault inside the handler must reach it again (to recover),
+   * not kill the process as a blocked synchronous signal would. */
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  const int quiet[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT, SIGALRM,
+                       SIGCHLD, SIGUSR1, SIGUSR2, SIGPIPE};
+  for (size_t i = 0; i < sizeof quiet / sizeof *quiet; i++) sigaddset(&sa.sa_mask, quiet[i]);
+  return sa;
+}
+
+static int is_ours(const struct sigaction *sa) {
+  return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_fatal;
+}
 
 CYSCOPE_API int cyscope_crash_install(const cyscope_crash_config *config) {
   if (!config || config->size < sizeof(cyscope_crash_config) || !config->report_dir ||
@@ -175,16 +202,7 @@ CYSCOPE_API int cyscope_crash_install(const cyscope_crash_config *config) {
   cr_probe_pipe_init();
   ensure_alt_stack();
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_fatal;
-  /* NODEFER: a fault inside the handler must reach it again (to recover),
-   * not kill the process as a blocked synchronous signal would. */
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-  sigemptyset(&sa.sa_mask);
-  const int quiet[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT, SIGALRM,
-                       SIGCHLD, SIGUSR1, SIGUSR2, SIGPIPE};
-  for (size_t i = 0; i < sizeof quiet / sizeof *quiet; i++) sigaddset(&sa.sa_mask, quiet[i]);
+  struct sigaction sa = our_action();
   for (int i = 0; i < NSIGNALS; i++) {
     if (sigaction(k_signals[i], &sa, &g_prev[i]) != 0) {
       for (int j = 0; j < i; j++) sigaction(k_signals[j], &g_prev[j], NULL);
@@ -202,11 +220,25 @@ CYSCOPE_API int cyscope_crash_uninstall(void) {
     struct sigaction cur;
     /* Someone installed theirs over ours since: leave it (theirs chains,
      * or not, to what it found). */
-    if (sigaction(k_signals[i], NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
-        cur.sa_sigaction == on_fatal)
+    if (sigaction(k_signals[i], NULL, &cur) == 0 && is_ours(&cur))
       sigaction(k_signals[i], &g_prev[i], NULL);
   }
   g_installed = 0;
+  return CYSCOPE_OK;
+}
+
+CYSCOPE_API int cyscope_crash_reclaim(int *reclaimed) {
+  int n = 0;
+  if (g_installed) {
+    struct sigaction sa = our_action(), cur;
+    for (int i = 0; i < NSIGNALS; i++) {
+      if (sigaction(k_signals[i], NULL, &cur) != 0 || is_ours(&cur)) continue;
+      /* Theirs runs after ours, as the handler found at install would. */
+      if (sigaction(k_signals[i], &sa, &g_prev[i]) == 0) n++;
+    }
+    ensure_alt_stack();
+  }
+  if (reclaimed) *reclaimed = n;
   return CYSCOPE_OK;
 }
 

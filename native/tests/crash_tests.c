@@ -281,6 +281,32 @@ static void test_chains_to_previous(void) {
   CHECK(access(marker, F_OK) == 0);
 }
 
+/* A library that installs its handler over ours later (SageMath's kernel
+ * does so with cysignals' before every request): reclaim puts ours in front
+ * again, and theirs still runs after ours. */
+static int g_reclaimed = -1;
+static void steal_then_crash(void) {
+  install_previous(); /* over ours now */
+  cyscope_crash_reclaim(&g_reclaimed);
+  if (g_reclaimed != 1) _exit(40 + g_reclaimed);
+  int again = -1;
+  cyscope_crash_reclaim(&again);
+  if (again != 0) _exit(50);
+  crash_null();
+}
+static void test_reclaim_after_another_handler(void) {
+  fresh_dir();
+  char marker[400];
+  snprintf(marker, sizeof marker, "%s/marker", g_dir);
+  g_marker = marker;
+  CHECK_EQ(run_child(NULL, 0, NULL, steal_then_crash), SIGSEGV);
+  CHECK(read_report() != NULL);
+  CHECK(access(marker, F_OK) == 0);
+  int n = -1;
+  CHECK_EQ(cyscope_crash_reclaim(&n), CYSCOPE_OK); /* not installed here: nothing to do */
+  CHECK_EQ(n, 0);
+}
+
 /* A forked child of a process with the catcher inherits the handler but
  * is not the process the tracer's argv names: no report, same death. */
 static void fork_then_crash(void) {
@@ -378,6 +404,7 @@ int main(void) {
   test_abort_and_fpe();
   test_thread_and_overflow();
   test_chains_to_previous();
+  test_reclaim_after_another_handler();
   test_forked_child_only_chains();
   test_tracer_outcomes();
   test_cell_notes();

@@ -91,6 +91,7 @@ def python_layout() -> PyLayout | None:
 _DECLS = {
     "cyscope_crash_install": [_P(CrashConfig)],
     "cyscope_crash_uninstall": [],
+    "cyscope_crash_reclaim": [ctypes.POINTER(ctypes.c_int)],
     "cyscope_crash_set_python_layout": [_P(PyLayout)],
     "cyscope_crash_set_cell": [ctypes.c_int64, ctypes.c_char_p, ctypes.c_int],
     "cyscope_crash_note_cell_code": [ctypes.c_int, ctypes.c_char_p, ctypes.c_int64, ctypes.c_char_p],

@@ -92,6 +92,9 @@ def messages(gdb_reason: str, timeout_s: float) -> dict:
 def gdb_argv(gdb: str, pid: int) -> list[str]:
     settings = [
         "set debuginfod enabled off",  # never wait for the network
+        # A kernel maps hundreds of libraries (480 in SageMath's); reading the symbols
+        # of all of them takes gdb seconds. gdb_report.py loads the ones it needs.
+        "set auto-solib-add off",
         "set auto-load python-scripts off",
         "set auto-load gdb-scripts off",
         "set auto-load local-gdbinit off",
@@ -197,6 +200,9 @@ class CrashCatcher:
 
     # ------------------------------------------------------- cells and code
     def cell_started(self, execution_count: int | None, cell_id: str | None, raw_cell: str = "") -> None:
+        # Our handlers in front again if someone replaced them since the last cell
+        # (SageMath's kernel installs cysignals' anew before every request).
+        self.lib.cyscope_crash_reclaim(None)
         count = execution_count if isinstance(execution_count, int) else -1
         self.lib.cyscope_crash_set_cell(count, _native.encode(cell_id), 1)
         if raw_cell.lstrip().startswith("%%cython"):
