@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 
@@ -40,6 +41,7 @@ def main() -> None:
     inferior = gdb.selected_inferior()
     if inferior.pid == 0:
         raise SystemExit("cyscope: gdb is not attached to the kernel")
+    load_symbols(report)
     tid = report["thread"]["tid"]
     index = cellmap.CellIndex(report.get("cells", []), report.get("cell"))
     python_frames = [f for f in report.get("frames", []) if f.get("kind") == "python"]
@@ -74,6 +76,29 @@ def main() -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
     os.replace(tmp, final)
+
+
+# Libraries whose symbols and unwind tables are always wanted: the handler's own and
+# the C library's (the handler waits in it), to unwind from the handler to the crash.
+ALWAYS = ("libcyscope", "libc.so")
+
+
+def load_symbols(report: dict) -> None:
+    """Read the symbols of the libraries on the crashing thread's stack (the in-process
+    report lists them), the cells' modules and a few more; not of every library mapped."""
+    names = set(ALWAYS)
+    for frame in report.get("frames", []):
+        if frame.get("module"):
+            names.add(os.path.basename(frame["module"]))
+    for cell in report.get("cells", []):
+        if cell.get("kind") == "cython" and cell.get("path"):
+            names.add(os.path.basename(cell["path"]))
+    if report.get("python_module"):
+        names.add(os.path.basename(report["python_module"]))
+    # One command: each one re-reads the kernel's list of libraries (slow with hundreds).
+    # gdb's regular expressions are POSIX basic ones, with GNU's \| for "or".
+    pattern = "\\|".join(re.sub(r"([.\[\]*^$\\])", r"\\\1", name) for name in sorted(names))
+    gdb.execute("sharedlibrary " + pattern, to_string=True)
 
 
 def stack(thread, limit: int) -> list:
