@@ -46,7 +46,8 @@ def time_to_report(crashes: int, gdb: bool) -> list[float]:
     from test_crash_kernel import CrashKernel
 
     tmp = Path(tempfile.mkdtemp(prefix="cyscope-bench-crash-"))
-    kernel = CrashKernel(tmp, env={} if gdb else {"CYSCOPE_GDB": "none"})
+    # The real time limit (CrashKernel gives tests a generous one).
+    kernel = CrashKernel(tmp, env={"CYSCOPE_CRASH_TIMEOUT": "4"} if gdb else {"CYSCOPE_GDB": "none"})
     latencies = []
     try:
         for _ in range(crashes):

@@ -5,6 +5,7 @@
 # importable, then runs test/python/sage_cython_check.py in Sage's Python (a %%cython cell that
 # cimports Sage types and libgmp must compile, link against Sage's libraries and run) and
 # test/python/sage_kernel_check.py against Debian's real `sagemath` Jupyter kernel.
+# Then test/python/sage_crash_check.py: the crash catcher in that kernel, next to cysignals.
 #
 #   sudo scripts/test_sage.sh            # installs sagemath if needed
 #   CYSCOPE_SAGE_INSTALL=0 scripts/test_sage.sh   # never install; fail if Sage is missing
@@ -32,3 +33,5 @@ else
   "$PY" test/python/sage_cython_check.py
 fi
 "$PY" test/python/sage_kernel_check.py
+# 3. the crash catcher in the SageMath kernel, next to cysignals' handlers.
+"$PY" test/python/sage_crash_check.py

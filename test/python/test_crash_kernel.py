@@ -115,6 +115,9 @@ class CrashKernel:
         self.env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python-shim"), str(ROOT / "test" / "python")])
         self.env["CYSCOPE_CACHE_DIR"] = str(tmp / "cache")
         self.env["CYSCOPE_CRASH_DIR"] = str(tmp / "crash")
+        # Correctness here, not speed (scripts/bench_crash.py measures that): a
+        # busy machine must not turn gdb's report into the in-process one.
+        self.env["CYSCOPE_CRASH_TIMEOUT"] = "30"
         self.env.update(env or {})
         self.km = jupyter_client.KernelManager()
         self.km.kernel_spec_manager.ensure_native_kernel = True
