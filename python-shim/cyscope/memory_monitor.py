@@ -85,16 +85,26 @@ class MemoryMonitor:
             self._interval_ms = interval_ms
             self._cond.notify_all()
 
+    def set_tracker(self, tracker: CellTracker | None) -> None:
+        """Use another tracker (or none) from the next cell on.
+
+        Called between cells (comm messages wait while a cell runs); a cell
+        open now keeps its RSS figures and loses only the tracker's.
+        """
+        with self._cond:
+            self._tracker = tracker
+
     def records(self) -> list[dict]:
         with self._cond:
             return [dict(r) for r in self._records]
 
     # -- IPython events -------------------------------------------------------
-    def cell_started(self, execution_count: int, cell_id: str | None) -> None:
+    def cell_started(self, execution_count: int, cell_id: str | None, first_line: str | None = None) -> None:
         # A failing tracker costs the cell its exact figures, never its row.
-        if self._tracker is not None:
+        tracker = self._tracker
+        if tracker is not None:
             try:
-                self._tracker.cell_started(execution_count, cell_id)
+                tracker.cell_started(execution_count, cell_id)
             except Exception:
                 log.exception("cyscope: the allocation tracker failed to open cell [%s]", execution_count)
         rss = self._rss()
@@ -110,6 +120,8 @@ class MemoryMonitor:
                 "success": False,
                 "memory": None,
             }
+            if first_line is not None:
+                self._current["first_line"] = first_line
             self._started_perf = time.perf_counter()
             self._cond.notify_all()
 
@@ -137,10 +149,11 @@ class MemoryMonitor:
         return record
 
     def _tracker_figures(self) -> dict | None:
-        if self._tracker is None:
+        tracker = self._tracker
+        if tracker is None:
             return None
         try:
-            return self._tracker.cell_finished()
+            return tracker.cell_finished()
         except Exception:
             log.exception("cyscope: the allocation tracker failed to close the cell")
             return None
@@ -160,7 +173,8 @@ class MemoryMonitor:
 
     # -- sampling thread ------------------------------------------------------
     def _sample_message(self, rss: int, running: bool, execution_count: int | None) -> dict:
-        native = self._tracker.snapshot() if self._tracker is not None else None
+        tracker = self._tracker
+        native = tracker.snapshot() if tracker is not None else None
         return protocol.sample(
             t_ms=_now_ms(), rss_bytes=rss, running=running, execution_count=execution_count, native=native
         )

@@ -20,6 +20,13 @@ COMM_TARGET = "cyscope"
 MIN_INTERVAL_MS = 10
 MAX_INTERVAL_MS = 60_000
 
+TRACKING_MODES = ("off", "sampled", "exact", "native")
+CYTHON_MAGICS = ("cyscope", "cython")
+
+# What this kernel understands beyond version 1's base (schema: $defs/capabilities).
+# A feature is used only when the frontend lists it too.
+CAPABILITIES = ("config", "configure.cython_magic", "configure.tracking", "connect", "goodbye", "record.first_line")
+
 
 class ProtocolError(ValueError):
     """A message from the frontend that the kernel cannot act on."""
@@ -34,7 +41,26 @@ def hello(*, cyscope_version: str, python: str, pid: int, interval_ms: int, nati
         "pid": pid,
         "interval_ms": interval_ms,
         "native": native,
+        "capabilities": list(CAPABILITIES),
     }
+
+
+def config(
+    *, interval_ms: int, tracking: str, tracking_modes: list[str], cython_magic: str, problems: list[str]
+) -> dict:
+    return {
+        "v": PROTOCOL_VERSION,
+        "type": "config",
+        "interval_ms": interval_ms,
+        "tracking": tracking,
+        "tracking_modes": tracking_modes,
+        "cython_magic": cython_magic,
+        "problems": [_cap(p) for p in problems],
+    }
+
+
+def goodbye(reason: str) -> dict:
+    return {"v": PROTOCOL_VERSION, "type": "goodbye", "reason": reason}
 
 
 def sample(*, t_ms: float, rss_bytes: int, running: bool, execution_count: int | None, native: dict | None) -> dict:
@@ -57,10 +83,14 @@ def history(records: list[dict]) -> dict:
     return {"v": PROTOCOL_VERSION, "type": "history", "records": records}
 
 
-def error(message: str) -> dict:
+def _cap(message: str) -> str:
     if len(message) > MAX_ERROR_CHARS:
-        message = f"{message[: MAX_ERROR_CHARS - 30]}... ({len(message):,} characters)"
-    return {"v": PROTOCOL_VERSION, "type": "error", "message": message}
+        return f"{message[: MAX_ERROR_CHARS - 30]}... ({len(message):,} characters)"
+    return message
+
+
+def error(message: str) -> dict:
+    return {"v": PROTOCOL_VERSION, "type": "error", "message": _cap(message)}
 
 
 # Frontend-to-kernel messages: type -> required fields.
@@ -125,8 +155,42 @@ def parse_inbound(data: Any) -> dict:
     # Fields this kernel does not know are ignored: a newer frontend may send
     # them, and it tells from `hello` what this kernel understands.
     if kind == "configure":
+        _check_settings(data, kind)
+    return data
+
+
+def _check_settings(data: dict, kind: str) -> None:
+    """The setting fields shared by configure and connect, where present."""
+    if "interval_ms" in data:
         interval = data["interval_ms"]
         if type(interval) is not int or not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
             bounds = f"{MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}"
-            raise ProtocolError(f"configure: interval_ms must be an integer from {bounds}, got {brief(interval)}")
+            raise ProtocolError(f"{kind}: interval_ms must be an integer from {bounds}, got {brief(interval)}")
+    for name, allowed in (("tracking", TRACKING_MODES), ("cython_magic", CYTHON_MAGICS)):
+        if name in data and (not isinstance(data[name], str) or data[name] not in allowed):
+            raise ProtocolError(f"{kind}: {name} must be one of {', '.join(allowed)}, got {brief(data[name])}")
+
+
+def parse_connect(data: Any) -> dict | None:
+    """The frontend's connect message (the comm's open data), or None from an
+    older frontend, which opens with an empty object. Raises ProtocolError
+    for anything else that is not a valid connect message."""
+    if data is None or data == {}:
+        return None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"connect: expected a JSON object, got {type(data).__name__}")
+    v = data.get("v")
+    if not _version_ok(v):
+        raise ProtocolError(f"unsupported protocol version {brief(v)}; this kernel speaks {PROTOCOL_VERSION}")
+    if data.get("type") != "connect":
+        raise ProtocolError(f"the comm's open data must be a connect message, got type {brief(data.get('type'))}")
+    missing = sorted({"cyscope_version", "capabilities"}.difference(data))
+    if missing:
+        raise ProtocolError(f"connect: missing field(s) {', '.join(missing)}")
+    if not isinstance(data["cyscope_version"], str):
+        raise ProtocolError(f"connect: cyscope_version must be a string, got {brief(data['cyscope_version'])}")
+    caps = data["capabilities"]
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise ProtocolError(f"connect: capabilities must be a list of strings, got {brief(caps)}")
+    _check_settings(data, "connect")
     return data

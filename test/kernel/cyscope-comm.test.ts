@@ -23,6 +23,9 @@ import {
 import { fixture } from '../support/protocol-files';
 import {
   CellRun,
+  closeDataProblem,
+  ConfigMessage,
+  connectProblem,
   CyscopeSession,
   HistoryMessage,
   KernelMessage,
@@ -78,6 +81,25 @@ function nativeLibraryCandidate(): string | null {
 /** The value of a Python str repr such as 'abc' (no escapes expected). */
 function unquote(repr: string): string {
   return repr.replace(/^'(.*)'$/, '$1');
+}
+
+/** Poll `get` until it returns something (or fail after `timeoutMs`). */
+async function waitFor<T>(
+  get: () => T | undefined,
+  timeoutMs: number,
+  what: string
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = get();
+    if (found !== undefined) {
+      return found;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise(ok => setTimeout(ok, 50));
+  }
 }
 
 function median(values: number[]): number {
@@ -137,7 +159,7 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
 
   async function attach(
     to: KernelClient,
-    options: { load?: boolean } = {}
+    options: { load?: boolean; open?: Record<string, unknown> } = {}
   ): Promise<CyscopeSession> {
     const attached = await CyscopeSession.attach(to, options);
     sessions.push(attached);
@@ -474,10 +496,9 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
       (m: { type: string }) =>
         m.type === 'configure' || m.type === 'request_history'
     );
-    expect(future.map((m: { type: string }) => m.type).sort()).toEqual([
-      'configure',
-      'request_history'
-    ]);
+    expect(
+      [...new Set(future.map((m: { type: string }) => m.type))].sort()
+    ).toEqual(['configure', 'request_history']);
     for (const message of future) {
       // Extra fields at the top level: not what this frontend may send...
       expect(frontendMessageProblem(message)).toMatch(/additional/);
@@ -503,6 +524,98 @@ describe.each(INTERPRETERS)('cyscope comm on %s (%s)', (_label, python) => {
         interval_ms: DEFAULT_INTERVAL_MS
       });
     }
+  });
+
+  test('a frontend that connects with its settings has them applied before anything is tracked, is told them, and gets a goodbye on unload', async () => {
+    const kernel = await startKernel();
+    const connect = {
+      v: 1,
+      type: 'connect',
+      cyscope_version: '0.1.0',
+      capabilities: [
+        'config',
+        'configure.tracking',
+        'configure.cython_magic',
+        'goodbye'
+      ],
+      interval_ms: 50,
+      tracking: 'off',
+      cython_magic: 'cython'
+    };
+    expect(connectProblem(connect)).toBeNull();
+    const s = await attach(kernel, { open: connect });
+    const hello = await s.hello();
+    expect(hello.capabilities).toEqual(
+      expect.arrayContaining([
+        'connect',
+        'config',
+        'configure.tracking',
+        'configure.cython_magic',
+        'goodbye',
+        'record.first_line'
+      ])
+    );
+    expect(hello.interval_ms).toBe(50);
+    const config = dataOf(
+      await s.messages.find(m => isType(m, 'config'), 5000, 'the config')
+    ) as ConfigMessage;
+    expect(config).toMatchObject({
+      interval_ms: 50,
+      tracking: 'off',
+      cython_magic: 'cython',
+      problems: []
+    });
+    // Tracking off from the start: no tracker was ever attached.
+    const state =
+      "__import__('cyscope.extension').extension.current_state(get_ipython())";
+    expect(await kernel.evaluate(`${state}._tracker is None`)).toBe('True');
+    expect(
+      await kernel.evaluate(
+        "type(get_ipython().magics_manager.magics['cell']['cython'].__self__).__module__"
+      )
+    ).toBe("'Cython.Build.IpythonMagic'");
+    const untracked = await s.runCell('a = bytearray(1 << 20)');
+    expect(untracked.cell.record.memory).toBeNull();
+
+    // Switched in the running kernel, and reported.
+    const configured = await s.send({
+      v: 1,
+      type: 'configure',
+      interval_ms: 50,
+      tracking: 'exact',
+      cython_magic: 'cyscope'
+    });
+    const reply = await s.messages.find(
+      m => m.parent_header.msg_id === configured && isType(m, 'config'),
+      5000,
+      'the config after configure'
+    );
+    expect(dataOf(reply)).toMatchObject({
+      tracking: 'exact',
+      cython_magic: 'cyscope'
+    });
+    const tracked = await s.runCell('\n  b = bytearray(3 << 20)  # kept\n');
+    expect(tracked.cell.record.memory).toMatchObject({ exact: true });
+    expect(tracked.cell.record.memory!.peak_bytes).toBeGreaterThan(3 << 20);
+    expect(tracked.cell.record.first_line).toBe(
+      'b = bytearray(3 << 20)  # kept'
+    );
+
+    // %unload_ext closes the comm saying why.
+    await kernel.execute('%unload_ext cyscope');
+    const close = await waitFor(
+      () =>
+        kernel.iopubLog.find(
+          m =>
+            m.header.msg_type === 'comm_close' &&
+            (m.content as { comm_id?: string }).comm_id === s.commId
+        ),
+      5000,
+      'the comm_close of the unload'
+    );
+    const data = (close.content as { data?: unknown }).data;
+    expect(closeDataProblem(data)).toBeNull();
+    expect(data).toEqual({ v: 1, type: 'goodbye', reason: 'unloaded' });
   });
 
   test('configure interval_ms 50 raises the sample rate', async () => {

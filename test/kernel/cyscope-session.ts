@@ -8,6 +8,7 @@ import {
   CommCollector,
   CommMsgContent,
   ExecuteResult,
+  JsonObject,
   JupyterMessage,
   KernelClient
 } from '../support/kernel-client';
@@ -16,6 +17,7 @@ import {
   COMM_TARGET,
   ICellMessage,
   ICellRecord,
+  IConfigMessage,
   IErrorMessage,
   IHelloMessage,
   IHistoryMessage,
@@ -36,6 +38,7 @@ export type CellRecord = ICellRecord;
 export type CellMessage = ICellMessage;
 export type HistoryMessage = IHistoryMessage;
 export type ErrorMessage = IErrorMessage;
+export type ConfigMessage = IConfigMessage;
 export type { KernelMessage };
 
 // -- schema -----------------------------------------------------------------
@@ -43,6 +46,8 @@ export type { KernelMessage };
 interface Validators {
   kernelToFrontend: ValidateFunction;
   frontendToKernel: ValidateFunction;
+  commOpen: ValidateFunction;
+  commClose: ValidateFunction;
 }
 
 let validators: Validators | null = null;
@@ -57,8 +62,17 @@ function compileValidators(): Validators {
       oneOf: defs.map(d => ({ $ref: `${schema.$id}#/$defs/${d}` }))
     });
   return {
-    kernelToFrontend: anyOf(['hello', 'sample', 'cell', 'history', 'error']),
-    frontendToKernel: anyOf(['configure', 'request_history'])
+    kernelToFrontend: anyOf([
+      'hello',
+      'sample',
+      'cell',
+      'history',
+      'config',
+      'error'
+    ]),
+    frontendToKernel: anyOf(['configure', 'request_history']),
+    commOpen: anyOf(['connect']),
+    commClose: anyOf(['goodbye'])
   };
 }
 
@@ -72,6 +86,20 @@ function describeErrors(errors: ErrorObject[] | null | undefined): string {
 export function kernelMessageProblem(data: unknown): string | null {
   validators ??= compileValidators();
   const validate = validators.kernelToFrontend;
+  return validate(data) ? null : describeErrors(validate.errors);
+}
+
+/** Why `data` is not a valid comm-close message of the kernel's. */
+export function closeDataProblem(data: unknown): string | null {
+  validators ??= compileValidators();
+  const validate = validators.commClose;
+  return validate(data) ? null : describeErrors(validate.errors);
+}
+
+/** Why `data` is not a valid connect message (comm-open data), or null. */
+export function connectProblem(data: unknown): string | null {
+  validators ??= compileValidators();
+  const validate = validators.commOpen;
   return validate(data) ? null : describeErrors(validate.errors);
 }
 
@@ -152,10 +180,12 @@ export class CyscopeSession {
   }
 
   /** Load the extension silently, as the frontend does (unless `load` is
-   * false), then open a comm; `hello()` gives the greeting. */
+   * false), then open a comm with `open` as its data (the frontend sends a
+   * connect message there; an older one sends {}); `hello()` gives the
+   * greeting. */
   static async attach(
     client: KernelClient,
-    { load = true }: { load?: boolean } = {}
+    { load = true, open = {} }: { load?: boolean; open?: JsonObject } = {}
   ): Promise<CyscopeSession> {
     let loadResult: ExecuteResult | null = null;
     if (load) {
@@ -170,7 +200,7 @@ export class CyscopeSession {
         );
       }
     }
-    const { commId, messages } = await client.commOpen(COMM_TARGET, {});
+    const { commId, messages } = await client.commOpen(COMM_TARGET, open);
     return new CyscopeSession(client, commId, messages, loadResult);
   }
 

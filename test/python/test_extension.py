@@ -24,6 +24,7 @@ class RecordingComm:
         self.lock = threading.Lock()
         self.on_msg_cb = None
         self.on_close_cb = None
+        self.closed_with = None
 
     def send(self, data):
         with self.lock:
@@ -35,8 +36,8 @@ class RecordingComm:
     def on_close(self, cb):
         self.on_close_cb = cb
 
-    def close(self):
-        pass
+    def close(self, data=None, **_):
+        self.closed_with = data
 
     def deliver(self, data):
         self.on_msg_cb({"content": {"data": data}})
@@ -52,6 +53,23 @@ def comm(shell):
     current_state(shell).hub._accept(comm, {})
     yield comm
     comm.on_close_cb({})
+
+
+def open_comm(shell, connect=None):
+    """A comm opened the way the frontend opens it, with `connect` as its open data."""
+    comm = RecordingComm()
+    current_state(shell).hub._accept(comm, {"content": {"data": connect if connect is not None else {}}})
+    return comm
+
+
+def connect_message(**settings):
+    return {
+        "v": 1,
+        "type": "connect",
+        "cyscope_version": "0.1.0",
+        "capabilities": ["config", "configure.tracking", "configure.cython_magic", "goodbye"],
+        **settings,
+    }
 
 
 def test_load_is_idempotent_and_registered(shell):
@@ -190,3 +208,144 @@ def test_unload_unregisters_events(shell):
     shell.run_cell("u = 1", store_history=True)
     assert state.monitor.records() == []
     shell.run_line_magic("load_ext", "cyscope")
+
+
+# -- what each side understands, settings applied in the running kernel ------------------------
+
+
+def test_hello_lists_the_kernels_capabilities(comm, validate_message):
+    (hello,) = comm.of_type("hello")
+    validate_message(hello)
+    assert {"connect", "config", "configure.tracking", "configure.cython_magic", "goodbye"} <= set(
+        hello["capabilities"]
+    )
+
+
+def test_an_older_frontend_gets_no_config_message(comm):
+    # It opened with {} (no connect): it would not know the message type.
+    assert [m["type"] for m in comm.sent] == ["hello", "sample"]
+
+
+def test_a_frontend_that_lists_config_is_told_the_settings_in_effect(shell, validate_message):
+    comm = open_comm(shell, connect_message(interval_ms=250))
+    assert [m["type"] for m in comm.sent] == ["hello", "sample", "config"]
+    config = validate_message(comm.of_type("config")[0])
+    assert config["interval_ms"] == 250
+    assert config["tracking"] == "sampled"
+    assert config["tracking_modes"] == ["off", "sampled", "exact", "native"]
+    assert config["cython_magic"] == "cyscope"
+    assert config["problems"] == []
+
+
+def test_a_newer_frontends_connect_is_accepted(shell, validate_reading):
+    future = {
+        **connect_message(),
+        "capabilities": ["config", "teleport"],
+        "added_in_v1_9": {"nested": True},
+    }
+    validate_reading(future)
+    comm = open_comm(shell, future)
+    assert comm.of_type("error") == []
+    assert comm.of_type("config")
+
+
+def test_a_malformed_connect_gets_an_error_and_the_comm_still_works(shell):
+    comm = open_comm(shell, {"v": 1, "type": "connect", "cyscope_version": 3, "capabilities": []})
+    (error,) = comm.of_type("error")
+    assert "cyscope_version must be a string" in error["message"]
+    assert comm.of_type("hello")
+    comm.deliver({"v": 1, "type": "request_history"})
+    assert comm.of_type("history")
+
+
+def test_tracking_off_from_the_start_never_attaches_the_tracker(shell):
+    state = current_state(shell)
+    comm = open_comm(shell, connect_message(tracking="off"))
+    assert state._tracker is None and state.tracking == "off"
+    (sample,) = comm.of_type("sample")
+    assert sample["native"] is None
+    result = shell.run_cell("x = bytearray(1 << 20)", store_history=True)
+    (cell,) = [c for c in comm.of_type("cell") if c["record"]["execution_count"] == result.execution_count]
+    assert cell["record"]["memory"] is None
+
+
+def test_configure_switches_tracking_in_the_running_kernel(shell, validate_message):
+    comm = open_comm(shell, connect_message())
+
+    def run_and_record():
+        result = shell.run_cell("y = bytearray(3 << 20); y[::4096] = b'y' * len(y[::4096])", store_history=True)
+        (cell,) = [c for c in comm.of_type("cell") if c["record"]["execution_count"] == result.execution_count]
+        return validate_message(cell)["record"]
+
+    assert run_and_record()["memory"]["exact"] is False
+    for mode, exact, native in (("exact", True, False), ("native", False, True), ("sampled", False, False)):
+        comm.deliver({"v": 1, "type": "configure", "interval_ms": 100, "tracking": mode})
+        config = validate_message(comm.of_type("config")[-1])
+        assert (config["tracking"], config["problems"]) == (mode, [])
+        memory = run_and_record()["memory"]
+        assert (memory["exact"], memory["native"]) == (exact, native), mode
+        assert memory["allocated_bytes"] >= 3 << 20
+    comm.deliver({"v": 1, "type": "configure", "interval_ms": 100, "tracking": "off"})
+    assert comm.of_type("config")[-1]["tracking"] == "off"
+    # A fresh sample says at once that there is no heap figure any more.
+    assert comm.of_type("sample")[-1]["native"] is None
+    assert run_and_record()["memory"] is None
+    assert current_state(shell)._tracker is None
+
+
+def test_tracking_forced_off_by_the_environment_is_reported(monkeypatch, validate_message):
+    from IPython.testing.globalipapp import get_ipython
+
+    monkeypatch.setenv("CYSCOPE_TRACKING", "0")
+    ip = get_ipython()
+    ip.run_line_magic("load_ext", "cyscope")
+    try:
+        comm = open_comm(ip, connect_message(tracking="exact"))
+        config = validate_message(comm.of_type("config")[0])
+        assert config["tracking"] == "off"
+        assert config["tracking_modes"] == ["off"]
+        assert "CYSCOPE_TRACKING=0" in config["problems"][0]
+    finally:
+        ip.run_line_magic("unload_ext", "cyscope")
+
+
+def test_configure_hands_cython_back_its_own_magic_and_takes_it_again(shell):
+    from cyscope.cython.magic import CyscopeCythonMagics
+    from Cython.Build.IpythonMagic import CythonMagics
+
+    def owner():
+        return type(shell.magics_manager.magics["cell"]["cython"].__self__)
+
+    comm = open_comm(shell, connect_message())
+    assert owner() is CyscopeCythonMagics
+    comm.deliver({"v": 1, "type": "configure", "interval_ms": 100, "cython_magic": "cython"})
+    assert comm.of_type("config")[-1]["cython_magic"] == "cython"
+    assert owner() is CythonMagics
+    # cyscope's pre_run_cell reclaim is off: running a cell keeps Cython's.
+    shell.run_cell("pass", store_history=True)
+    assert owner() is CythonMagics
+    comm.deliver({"v": 1, "type": "configure", "interval_ms": 100, "cython_magic": "cyscope"})
+    assert owner() is CyscopeCythonMagics
+
+
+def test_configure_refuses_an_unknown_mode_by_name(comm):
+    comm.deliver({"v": 1, "type": "configure", "interval_ms": 100, "tracking": "everything"})
+    (error,) = comm.of_type("error")
+    assert error["message"] == "configure: tracking must be one of off, sampled, exact, native, got 'everything'"
+
+
+def test_records_name_the_first_line_of_their_cell(shell, comm, validate_message):
+    shell.run_cell("\n   \n  total = 6 * 7  # the answer\nprint(total)", store_history=True)
+    shell.run_cell("z = '" + "w" * 5000 + "'", store_history=True)
+    first, long = (validate_message(c)["record"] for c in comm.of_type("cell"))
+    assert first["first_line"] == "total = 6 * 7  # the answer"
+    assert len(long["first_line"]) == 200 and long["first_line"].startswith("z = 'www")
+
+
+def test_unload_says_goodbye_on_every_comm(shell, validate_message):
+    comm = open_comm(shell, connect_message())
+    shell.run_line_magic("unload_ext", "cyscope")
+    try:
+        assert validate_message(comm.closed_with) == {"v": 1, "type": "goodbye", "reason": "unloaded"}
+    finally:
+        shell.run_line_magic("load_ext", "cyscope")

@@ -26,6 +26,38 @@ def test_invalid_fixtures_fail_the_schema(repo_root, validate_reading):
             validate_reading(message)
 
 
+def test_an_older_frontends_empty_open_data_is_no_connect():
+    assert protocol.parse_connect({}) is None
+    assert protocol.parse_connect(None) is None
+
+
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        ([], "connect: expected a JSON object, got list"),
+        ({"v": 2, "type": "connect"}, "unsupported protocol version 2"),
+        (
+            {"v": 1, "type": "configure", "interval_ms": 100},
+            "the comm's open data must be a connect message, got type 'configure'",
+        ),
+        ({"v": 1, "type": "connect", "capabilities": []}, "connect: missing field(s) cyscope_version"),
+        (
+            {"v": 1, "type": "connect", "cyscope_version": "1", "capabilities": [1]},
+            "connect: capabilities must be a list of str",
+        ),
+        (
+            {"v": 1, "type": "connect", "cyscope_version": "1", "capabilities": [], "tracking": "x" * 10**6},
+            "connect: tracking must be one of off, sampled, exact, native, got 'xxx",
+        ),
+    ],
+)
+def test_a_bad_connect_is_refused_by_name(data, problem):
+    with pytest.raises(protocol.ProtocolError) as info:
+        protocol.parse_connect(data)
+    assert str(info.value).startswith(problem)
+    assert len(str(info.value)) < 200
+
+
 def test_builders_produce_schema_valid_messages(validate_message):
     native = {"loaded": False, "abi": None, "path": None, "error": "missing"}
     validate_message(protocol.hello(cyscope_version="0.1.0", python="3.11", pid=3, interval_ms=100, native=native))
@@ -49,13 +81,23 @@ def test_builders_produce_schema_valid_messages(validate_message):
     validate_message(protocol.cell(record))
     validate_message(protocol.history([record, record]))
     validate_message(protocol.error("bad"))
+    validate_message(protocol.goodbye("unloaded"))
+    validate_message(
+        protocol.config(
+            interval_ms=100, tracking="off", tracking_modes=["off"], cython_magic="cython", problems=["p" * 10**4]
+        )
+    )
 
 
 def test_inbound_fixtures_parse(repo_root):
     frontend = [m for m in _fixture(repo_root, "valid.json") if m["type"] in ("configure", "request_history")]
-    assert len(frontend) == 2
+    assert len(frontend) == 3
     for message in frontend:
         assert protocol.parse_inbound(message) == message
+    connects = [m for m in _fixture(repo_root, "valid.json") if m["type"] == "connect"]
+    assert len(connects) == 2
+    for message in connects:
+        assert protocol.parse_connect(message) is message
 
 
 @pytest.mark.parametrize(
@@ -177,9 +219,11 @@ def test_future_fixtures_are_read_but_would_not_be_sent(repo_root, validate_read
 
 def test_the_kernel_accepts_a_newer_frontends_messages(repo_root):
     frontend = [m for m in _fixture(repo_root, "future.json") if m["type"] in ("configure", "request_history")]
-    assert len(frontend) == 2
+    assert len(frontend) == 3
     for message in frontend:
         assert protocol.parse_inbound(message) is message
+    for message in (m for m in _fixture(repo_root, "future.json") if m["type"] == "connect"):
+        assert protocol.parse_connect(message) is message
 
 
 def _schema_fixtures(repo_root):
