@@ -10,10 +10,13 @@ import { IChannelState, IKernelChannel } from './channel';
 import {
   configureMessage,
   ICellRecord,
+  IConfigMessage,
   IHelloMessage,
+  IKernelSettings,
   ISampleMessage,
   KernelMessage,
-  requestHistoryMessage
+  requestHistoryMessage,
+  sharedCapabilities
 } from './protocol';
 
 /** How many samples the live sparkline keeps. */
@@ -22,10 +25,16 @@ export const MAX_SAMPLES = 300;
 export const MAX_ROWS = 2000;
 
 export class MemoryModel {
+  /**
+   * @param settings what to ask of the kernel: a number is the sampling
+   *   interval alone (the other settings then stay the kernel's own).
+   */
   constructor(
     readonly channel: IKernelChannel,
-    private _intervalMs: number
+    settings: number | IKernelSettings
   ) {
+    this._settings =
+      typeof settings === 'number' ? { intervalMs: settings } : settings;
     channel.received.connect(this._onMessage, this);
     channel.stateChanged.connect(this._onState, this);
     channel.rejected.connect(this._onRejected, this);
@@ -59,6 +68,11 @@ export class MemoryModel {
     return this._rows;
   }
 
+  /** Changes whenever `rows` does (views rebuild only then). */
+  get rowsVersion(): number {
+    return this._rowsVersion;
+  }
+
   /** The execution count of the cell running now, if any. */
   get runningCell(): number | null {
     const latest = this.latest;
@@ -71,19 +85,51 @@ export class MemoryModel {
   }
 
   get intervalMs(): number {
-    return this._intervalMs;
+    return this._settings.intervalMs ?? 100;
   }
 
   set intervalMs(value: number) {
-    this._intervalMs = value;
-    this.channel.send(configureMessage(value));
+    this.settings = { ...this._settings, intervalMs: value };
+  }
+
+  /** What the frontend asks of the kernel; setting it configures the kernel. */
+  get settings(): Partial<IKernelSettings> {
+    return this._settings;
+  }
+
+  set settings(value: Partial<IKernelSettings>) {
+    this._settings = { ...value };
+    this._sendSettings();
+  }
+
+  /** Features this frontend and the kernel both have (from its hello). */
+  get capabilities(): ReadonlySet<string> {
+    return this._shared;
+  }
+
+  /** The settings in effect in the kernel (from a kernel that reports
+   * them, see the 'config' capability), or null. */
+  get config(): IConfigMessage | null {
+    return this._config;
   }
 
   /** Called by the channel owner once the comm is open. */
   handshake(): void {
-    this.channel.send(configureMessage(this._intervalMs));
+    this._sendSettings();
     this.channel.send(requestHistoryMessage());
   }
+
+  /** The first line of a row's cell: sent by the kernel, else looked up
+   * with `lookupFirstLine` (set by whoever knows the notebook). */
+  firstLine(record: ICellRecord): string | null {
+    if (typeof record.first_line === 'string' && record.first_line) {
+      return record.first_line;
+    }
+    return record.cell_id ? this.lookupFirstLine(record.cell_id) : null;
+  }
+
+  /** The first non-blank line of the notebook cell with this id, if any. */
+  lookupFirstLine: (cellId: string) => string | null = () => null;
 
   dispose(): void {
     Signal.clearData(this);
@@ -95,11 +141,17 @@ export class MemoryModel {
         if (this._hello && this._hello.pid !== message.pid) {
           // A new kernel process: its figures don't continue the old ones.
           this._rows = [];
+          this._rowsVersion++;
           this._samples = [];
         }
         this._hello = message;
+        this._shared = sharedCapabilities(message);
+        this._config = null;
         // A new connection starts clean: an old error is not about it.
         this._lastError = null;
+        break;
+      case 'config':
+        this._config = message;
         break;
       case 'sample':
         this._samples.push(message);
@@ -109,10 +161,12 @@ export class MemoryModel {
         break;
       case 'cell':
         this._addRow(message.record);
+        this._rowsVersion++;
         break;
       case 'history':
         this._rows = [];
         message.records.forEach(record => this._addRow(record));
+        this._rowsVersion++;
         break;
       case 'error':
         this._lastError = message.message;
@@ -139,7 +193,18 @@ export class MemoryModel {
     }
   }
 
-  private _onState(): void {
+  private _sendSettings(): void {
+    this.channel.send(
+      configureMessage(this.intervalMs, this._settings, this._shared)
+    );
+  }
+
+  private _onState(_: IKernelChannel, state: IChannelState): void {
+    if (state.status !== 'ready') {
+      // Until the next hello, nothing is known of what the kernel can do.
+      this._shared = new Set();
+      this._config = null;
+    }
     this._changed.emit();
   }
 
@@ -148,9 +213,13 @@ export class MemoryModel {
     this._changed.emit();
   }
 
+  private _settings: Partial<IKernelSettings>;
+  private _shared: ReadonlySet<string> = new Set();
+  private _config: IConfigMessage | null = null;
   private _hello: IHelloMessage | null = null;
   private _samples: ISampleMessage[] = [];
   private _rows: ICellRecord[] = [];
   private _lastError: string | null = null;
+  private _rowsVersion = 0;
   private _changed = new Signal<MemoryModel, void>(this);
 }

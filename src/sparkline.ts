@@ -1,5 +1,8 @@
 /** A tiny SVG line of recent RSS samples for the live view. */
 
+import { formatBytes } from './format';
+import type { Trans } from './i18n';
+
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 export function sparklinePoints(
@@ -44,5 +47,35 @@ export function updateSparkline(
   svg.firstElementChild?.setAttribute(
     'points',
     sparklinePoints(values, width, height)
+  );
+}
+
+/**
+ * The chart's accessible name and value in words: what it shows, over how
+ * long, the latest figure and the range.
+ */
+export function describeSparkline(
+  values: readonly number[],
+  samples: readonly { t_ms: number }[],
+  trans: Trans
+): string {
+  if (values.length === 0) {
+    return trans.__('Resident memory (RSS) over time: no samples yet');
+  }
+  const seconds =
+    samples.length > 1
+      ? Math.max(
+          1,
+          Math.round(
+            (samples[samples.length - 1].t_ms - samples[0].t_ms) / 1000
+          )
+        )
+      : 0;
+  return trans.__(
+    'Resident memory (RSS) over the last %1 s: %2 now, lowest %3, highest %4',
+    seconds,
+    formatBytes(values[values.length - 1]),
+    formatBytes(Math.min(...values)),
+    formatBytes(Math.max(...values))
   );
 }

@@ -9,6 +9,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { CodeCell } from '@jupyterlab/cells';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -33,7 +34,8 @@ function activate(
   app: JupyterFrontEnd,
   notebooks: INotebookTracker,
   rendermime: IRenderMimeRegistry,
-  labShell: ILabShell | null
+  labShell: ILabShell | null,
+  palette: ICommandPalette | null
 ): void {
   rendermime.addFactory(diagnosticsRendererFactory, RENDERER_RANK);
   rendermime.addFactory(annotationRendererFactory, RENDERER_RANK);
@@ -75,6 +77,8 @@ function activate(
       }
     }
   });
+  // Its shortcut and context-menu entry are in schema/plugin.json.
+  palette?.addItem({ command: CommandIDs.showCode, category: 'cyscope' });
 }
 
 const cythonEditorPlugin: JupyterFrontEndPlugin<void> = {
@@ -83,7 +87,7 @@ const cythonEditorPlugin: JupyterFrontEndPlugin<void> = {
     '%%cython in the editor: diagnostics on cell lines, annotation shading, the generated C of a line.',
   autoStart: true,
   requires: [INotebookTracker, IRenderMimeRegistry],
-  optional: [ILabShell],
+  optional: [ILabShell, ICommandPalette],
   activate
 };
 

@@ -10,6 +10,7 @@ import { FrontendMessage, KernelMessage } from '../../src/protocol';
 
 export class FakeChannel implements IKernelChannel {
   sent: FrontendMessage[] = [];
+  loads = 0;
   state: IChannelState = { status: 'ready', detail: '' };
   isDisposed = false;
 
@@ -26,6 +27,10 @@ export class FakeChannel implements IKernelChannel {
   send(message: FrontendMessage): boolean {
     this.sent.push(message);
     return this.state.status === 'ready';
+  }
+
+  async load(): Promise<void> {
+    this.loads++;
   }
 
   dispose(): void {

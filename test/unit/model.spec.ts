@@ -1,4 +1,5 @@
 import { MAX_SAMPLES, MemoryModel } from '../../src/model';
+import { FRONTEND_CAPABILITIES } from '../../src/protocol';
 import { FakeChannel } from './fakeChannel';
 import { hello, record, sample } from './messages';
 
@@ -77,5 +78,81 @@ describe('MemoryModel', () => {
     expect(channel.sent).toEqual([
       { v: 1, type: 'configure', interval_ms: 250 }
     ]);
+  });
+
+  it('sends the kernel only the settings it says it understands', () => {
+    model.settings = {
+      intervalMs: 100,
+      tracking: 'off',
+      cythonMagic: 'cython'
+    };
+    // No hello yet, or a kernel without capabilities: the interval only.
+    expect(channel.sent.pop()).toEqual({
+      v: 1,
+      type: 'configure',
+      interval_ms: 100
+    });
+    channel.emit({
+      ...hello(100),
+      capabilities: ['configure.tracking', 'teleport']
+    });
+    expect([...model.capabilities]).toEqual(['configure.tracking']);
+    model.settings = {
+      intervalMs: 50,
+      tracking: 'exact',
+      cythonMagic: 'cython'
+    };
+    expect(channel.sent.pop()).toEqual({
+      v: 1,
+      type: 'configure',
+      interval_ms: 50,
+      tracking: 'exact'
+    });
+    channel.emit({ ...hello(100), capabilities: [...FRONTEND_CAPABILITIES] });
+    model.handshake();
+    expect(channel.sent.slice(-2)).toEqual([
+      {
+        v: 1,
+        type: 'configure',
+        interval_ms: 50,
+        tracking: 'exact',
+        cython_magic: 'cython'
+      },
+      { v: 1, type: 'request_history' }
+    ]);
+  });
+
+  it("keeps the kernel's config and forgets it (and the capabilities) when the comm goes", () => {
+    channel.emit({ ...hello(100), capabilities: ['config'] });
+    channel.emit({
+      v: 1,
+      type: 'config',
+      interval_ms: 100,
+      tracking: 'off',
+      tracking_modes: ['off'],
+      cython_magic: 'cyscope',
+      problems: ['memory tracking is off: no native library']
+    });
+    expect(model.config?.tracking).toBe('off');
+    channel.setState('waiting');
+    expect(model.config).toBeNull();
+    expect(model.capabilities.size).toBe(0);
+  });
+
+  it('names a row by its first line, from the kernel or else from the notebook', () => {
+    model.lookupFirstLine = id =>
+      id === 'cell-2' ? 'from the notebook' : null;
+    const withLine = { ...record(1), first_line: 'from the kernel' };
+    expect(model.firstLine(withLine)).toBe('from the kernel');
+    expect(model.firstLine(record(2))).toBe('from the notebook');
+    expect(model.firstLine({ ...record(3), cell_id: null })).toBeNull();
+  });
+
+  it('counts row changes, not samples', () => {
+    const before = model.rowsVersion;
+    channel.emit(sample(1));
+    expect(model.rowsVersion).toBe(before);
+    channel.emit({ v: 1, type: 'cell', record: record(1) });
+    expect(model.rowsVersion).toBe(before + 1);
   });
 });

@@ -5,10 +5,17 @@
  * and the parser, but not the strict view that senders are held to.
  */
 import Ajv2020 from 'ajv/dist/2020';
+import * as fs from 'fs';
+import * as path from 'path';
 
 import {
   brief,
+  closeReason,
   configureMessage,
+  connectMessage,
+  FRONTEND_CAPABILITIES,
+  FRONTEND_VERSION,
+  sharedCapabilities,
   parseKernelMessage,
   ProtocolError,
   requestHistoryMessage
@@ -21,7 +28,13 @@ const validate = new Ajv2020({ strict: false }).compile(
 const validateSent = new Ajv2020({ strict: false }).compile(
   senderSchema('cyscope.schema.json')
 );
-const FRONTEND_TYPES = new Set(['configure', 'request_history']);
+// Sent by the frontend, or (goodbye) read from a comm close, not a comm message.
+const NOT_KERNEL_MESSAGES = new Set([
+  'configure',
+  'request_history',
+  'connect',
+  'goodbye'
+]);
 
 describe('protocol fixtures', () => {
   const valid = fixture('valid.json');
@@ -31,8 +44,11 @@ describe('protocol fixtures', () => {
     const types = new Set(valid.map(m => (m as { type: string }).type));
     expect([...types].sort()).toEqual([
       'cell',
+      'config',
       'configure',
+      'connect',
       'error',
+      'goodbye',
       'hello',
       'history',
       'request_history',
@@ -53,7 +69,7 @@ describe('protocol fixtures', () => {
     (type, message) => {
       expect(validate(message)).toBe(true);
       expect(validateSent(message)).toBe(false);
-      if (!FRONTEND_TYPES.has(type as string)) {
+      if (!NOT_KERNEL_MESSAGES.has(type as string)) {
         // Returned as received: the unknown fields stay, nothing reads them.
         expect(parseKernelMessage(message)).toBe(message);
       }
@@ -62,7 +78,7 @@ describe('protocol fixtures', () => {
 
   it.each(
     valid
-      .filter(m => !FRONTEND_TYPES.has((m as { type: string }).type))
+      .filter(m => !NOT_KERNEL_MESSAGES.has((m as { type: string }).type))
       .map(m => [(m as { type: string }).type, m])
   )('valid kernel message %s passes parseKernelMessage', (_, message) => {
     expect(parseKernelMessage(message)).toEqual(message);
@@ -129,5 +145,47 @@ describe('errors about hostile kernel messages', () => {
     expect(reason({ v: true, type: 'hello' })).toMatch(
       /^unsupported protocol version true/
     );
+  });
+});
+
+describe('what the frontend says of itself', () => {
+  it('its version is the package version', () => {
+    const pkg = JSON.parse(
+      fs.readFileSync(
+        path.resolve(__dirname, '..', '..', 'package.json'),
+        'utf8'
+      )
+    );
+    expect(FRONTEND_VERSION).toBe(pkg.version);
+  });
+
+  it('a connect message it builds passes the strict schema', () => {
+    const connect = connectMessage({
+      intervalMs: 5,
+      tracking: 'off',
+      cythonMagic: 'cython'
+    });
+    expect(validateSent(connect)).toBe(true);
+    expect(connect.interval_ms).toBe(10);
+    expect(connect.capabilities).toEqual([...FRONTEND_CAPABILITIES]);
+  });
+
+  it('reads why the kernel closed the comm, and nothing else', () => {
+    expect(closeReason({ v: 1, type: 'goodbye', reason: 'unloaded' })).toBe(
+      'unloaded'
+    );
+    expect(
+      closeReason({ v: 1, type: 'goodbye', reason: 'moving', extra: 1 })
+    ).toBe('moving');
+    expect(closeReason({})).toBeNull();
+    expect(closeReason({ v: 1, type: 'goodbye' })).toBeNull();
+    expect(closeReason(undefined)).toBeNull();
+  });
+
+  it('uses a feature only when the kernel lists it too', () => {
+    expect([...sharedCapabilities(null)]).toEqual([]);
+    expect([
+      ...sharedCapabilities({ capabilities: ['config', 'teleport'] })
+    ]).toEqual(['config']);
   });
 });
