@@ -45,6 +45,13 @@ export const NOTEBOOKS: Record<string, string> = {
   'malformed.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
   'reconnect.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
   'cython.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'settings.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'restore.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'status.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'keyboard.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'unload.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'refuse.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
+  'nb7.ipynb': notebookJson('python3', 'Python 3 (ipykernel)'),
   'debian.ipynb': notebookJson(
     'debian-python3-cyscope',
     'Debian Python 3 (cyscope from checkout)'
@@ -90,7 +97,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     },
     { scope: 'worker' }
   ],
-  consoleErrors: async ({ page }, use) => {
+  consoleErrors: async ({ page, serverKind }, use) => {
     const errors: string[] = [];
     page.on('console', msg => {
       // A shared-module warning means cyscope asked the host for a version of
@@ -103,7 +110,20 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
         errors.push(msg.text());
       }
     });
-    page.on('pageerror', err => errors.push(String(err)));
+    page.on('pageerror', err => {
+      // Notebook 7.6's own race (jupyter/notebook#7862): its shortcuts
+      // plugin reads a plugin's schema before it is loaded; it happens with
+      // no extension installed. Only this exact error, only there.
+      if (
+        serverKind === 'notebook7' &&
+        String(err) ===
+          "TypeError: Cannot read properties of undefined (reading 'schema')" &&
+        /notebook_core/.test(err.stack ?? '')
+      ) {
+        return;
+      }
+      errors.push(String(err));
+    });
     // Name the resource behind a "Failed to load resource" console error.
     page.on('response', res => {
       if (res.status() >= 400) {
@@ -135,7 +155,11 @@ export async function openNotebook(
   server: IServerInfo,
   name: string
 ): Promise<void> {
-  await page.goto(`${server.url}/lab/tree/${name}?token=${server.token}&reset`);
+  const where =
+    server.kind === 'notebook7'
+      ? `notebooks/${name}?token=${server.token}`
+      : `lab/tree/${name}?token=${server.token}&reset`;
+  await page.goto(`${server.url}/${where}`);
   await page.waitForFunction(
     () => (window as any).jupyterapp?.started !== undefined
   );

@@ -29,6 +29,29 @@ const rssText = (page: import('@playwright/test').Page) =>
 const rowFor = (page: import('@playwright/test').Page, count: number) =>
   page.locator(`#cyscope-memory-panel tr[data-execution-count="${count}"]`);
 
+/** Every figure of a row, from its details view (opened, read, closed). */
+async function figuresOf(
+  page: import('@playwright/test').Page,
+  count: number
+): Promise<Record<string, string>> {
+  const row = rowFor(page, count);
+  await row.locator('.cyscope-CellTable-toggle').click();
+  const details = page.locator(
+    '#cyscope-memory-panel .cyscope-CellTable-details'
+  );
+  await expect(details).toBeVisible();
+  const figures = await details.evaluate(node => {
+    const out: Record<string, string> = {};
+    for (const dt of node.querySelectorAll('dt')) {
+      out[dt.textContent ?? ''] = dt.nextElementSibling?.textContent ?? '';
+    }
+    return out;
+  });
+  await row.locator('.cyscope-CellTable-toggle').click();
+  await expect(details).toHaveCount(0);
+  return figures;
+}
+
 test('loads cleanly, loads cyscope silently, streams live memory, adds a row per cell', async ({
   page,
   server,
@@ -76,23 +99,30 @@ test('loads cleanly, loads cyscope silently, streams live memory, adds a row per
   await expect(row).toBeVisible();
   const after = parseBytes(await rssText(page));
   expect(after - before).toBeGreaterThan(150 * 1024 * 1024);
-  const column = (name: string) =>
-    row.locator(`td[data-column="${name}"]`).innerText();
-  expect(await column('cell')).toBe('[2]');
+  // The row says which cell: its count and the first line of its source.
+  await expect(row.locator('.cyscope-CellTable-count')).toHaveText('[2]');
+  await expect(row.locator('.cyscope-CellTable-firstLine')).toHaveText(
+    'import time'
+  );
+  // Every figure is in the row's details, whatever fits the sidebar.
+  const figures = await figuresOf(page, 2);
   expect(
-    parseBytes((await column('rss-delta')).replace(/^\+/, ''))
+    parseBytes(figures['RSS'].replace(/.*\(\+?(.*)\)$/, '$1'))
   ).toBeGreaterThan(150 * 1024 * 1024);
 
   // The native tracker's exact figures: 200 MiB allocated and kept.
   await expect(
     page.locator('#cyscope-memory-panel [data-cyscope="heap-box"]')
   ).toBeVisible();
-  expect(parseBytes(await column('heap-peak'))).toBeGreaterThan(
+  expect(parseBytes(figures['Heap peak'])).toBeGreaterThan(190 * 1024 * 1024);
+  expect(parseBytes(figures['Net'].replace(/^\+/, ''))).toBeGreaterThan(
     190 * 1024 * 1024
   );
-  expect(
-    parseBytes((await column('heap-net')).replace(/^\+/, ''))
-  ).toBeGreaterThan(190 * 1024 * 1024);
+  // The bar: nearly all of the heap peaks of the two cells is cell 2's.
+  const share = await row
+    .locator('.cyscope-Bar')
+    .evaluate(bar => parseFloat((bar as HTMLElement).style.width));
+  expect(share).toBeGreaterThan(95);
 
   // Clicking a row takes the notebook to that cell.
   await page.evaluate(() => {
@@ -264,4 +294,273 @@ test('%%cython cells are highlighted as Cython, build, and report errors on the 
     return notebook.widgets[notebook.widgets.length - 1].model.mimeType;
   });
   expect(editorMime).toBe('text/x-cython');
+});
+
+/** Run Python in the kernel and return what it printed (adds a cell). */
+async function kernelSays(
+  page: import('@playwright/test').Page,
+  code: string
+): Promise<string> {
+  await runCell(page, code);
+  return (await lastOutput(page)).trim();
+}
+
+const TRACKING_NOW =
+  'from cyscope.extension import current_state; print(current_state(get_ipython()).tracking)';
+
+test('the Settings Editor switches memory tracking off and on in the running kernel', async ({
+  page,
+  server
+}) => {
+  await openNotebook(page, server, 'settings.ipynb');
+  await openMemoryPanel(page);
+  const heapBox = page.locator(
+    '#cyscope-memory-panel [data-cyscope="heap-box"]'
+  );
+  await runCell(page, 'a = bytearray(8 << 20)');
+  await expect(heapBox).toBeVisible();
+  expect(await kernelSays(page, TRACKING_NOW)).toBe('sampled');
+
+  // The Settings Editor shows cyscope's settings with their titles.
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('settingeditor:open', {
+      query: 'cyscope'
+    })
+  );
+  const editor = page.locator('.jp-SettingsPanel');
+  await expect(editor.getByText('Track memory per cell')).toBeVisible();
+  await expect(editor.getByText('Load cyscope into new kernels')).toBeVisible();
+  await expect(editor.getByText('Memory tracking mode')).toBeVisible();
+  const checkbox = editor.getByRole('checkbox', {
+    name: /Track memory per cell/
+  });
+  await expect(checkbox).toBeChecked();
+  await checkbox.uncheck();
+
+  // No reload: the kernel drops its hooks and the panel its heap figure.
+  await expect(heapBox).toBeHidden();
+  await page.evaluate(() => {
+    const app = (window as any).jupyterapp;
+    for (const w of app.shell.widgets('main')) {
+      if (w.sessionContext) {
+        app.shell.activateById(w.id);
+      }
+    }
+  });
+  expect(await kernelSays(page, TRACKING_NOW)).toBe('off');
+  const offCount = await runCell(page, 'b = bytearray(8 << 20)');
+  await expect(rowFor(page, offCount!)).toBeVisible();
+  // A row without tracker figures: none in its details either.
+  const offFigures = await figuresOf(page, offCount!);
+  expect(offFigures['Heap peak']).toBeUndefined();
+  expect(offFigures['RSS']).toMatch(/→/);
+
+  // Back on, in another mode, through the command the Kernel menu offers.
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('cyscope:set-tracking-mode', {
+      mode: 'exact'
+    })
+  );
+  await expect(heapBox).toBeVisible();
+  await expect(
+    page.locator('#cyscope-memory-panel [data-cyscope="heap-label"]')
+  ).toHaveText('heap (tracked, exact)');
+  expect(await kernelSays(page, TRACKING_NOW)).toBe('exact');
+  // The user's settings keep it.
+  const saved = await page.evaluate(async ({ url, token }) => {
+    const res = await fetch(
+      `${url}/lab/api/settings/jupyterlab-cyscope:plugin?token=${token}`
+    );
+    return (await res.json()).settings;
+  }, server);
+  expect(saved).toMatchObject({ memoryTracking: true, trackingMode: 'exact' });
+  // Later tests on this server expect the default mode.
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('cyscope:set-tracking-mode', {
+      mode: 'sampled'
+    })
+  );
+  await expect(
+    page.locator('#cyscope-memory-panel [data-cyscope="heap-label"]')
+  ).toHaveText('heap (tracked, sampled)');
+});
+
+test('the memory panel comes back after a reload', async ({ page, server }) => {
+  await openNotebook(page, server, 'restore.ipynb');
+  await openMemoryPanel(page);
+  await runCell(page, 'x = 1');
+  // Let JupyterLab save the layout, then reload without resetting it.
+  await page.waitForTimeout(1500);
+  await page.goto(`${server.url}/lab/tree/restore.ipynb?token=${server.token}`);
+  await page.waitForFunction(
+    () => (window as any).jupyterapp?.started !== undefined
+  );
+  await expect(page.locator('#cyscope-memory-panel')).toBeVisible({
+    timeout: 60000
+  });
+  await expect(
+    page.locator('.jp-SideBar [data-id="cyscope-memory-panel"]')
+  ).toHaveClass(/lm-mod-current/);
+});
+
+test('the status-bar item follows a cell that allocates and opens the panel', async ({
+  page,
+  server
+}) => {
+  await openNotebook(page, server, 'status.ipynb');
+  const status = page.locator('#jp-main-statusbar [data-cyscope="status"]');
+  await expect(status).toHaveText(/^Heap: /, { timeout: 30000 });
+  const seen = new Set<string>();
+  await runCell(page, ALLOCATE_200MB, false);
+  await expect(status).toHaveClass(/cyscope-mod-running/);
+  while (
+    await status.evaluate(n => n.classList.contains('cyscope-mod-running'))
+  ) {
+    seen.add(await status.innerText());
+    await page.waitForTimeout(50);
+  }
+  // It moved while the cell ran, not only at its end.
+  expect(seen.size).toBeGreaterThanOrEqual(4);
+  const final = parseBytes((await status.innerText()).replace(/^Heap: /, ''));
+  expect(final).toBeGreaterThan(190 * 1024 * 1024);
+  await expect(page.locator('#cyscope-memory-panel')).toBeHidden();
+  await status.click();
+  await expect(page.locator('#cyscope-memory-panel')).toBeVisible();
+});
+
+test('the memory panel works from the keyboard alone', async ({
+  page,
+  server
+}) => {
+  await openNotebook(page, server, 'keyboard.ipynb');
+  await runCell(page, 'small = bytearray(1 << 20)');
+  await runCell(page, 'big = bytearray(40 << 20)');
+  await runCell(page, 'medium = bytearray(10 << 20)');
+  // The shortcut opens the panel and puts the focus on the newest row.
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+Alt+m');
+  const panel = page.locator('#cyscope-memory-panel');
+  await expect(panel).toBeVisible();
+  const focused = () =>
+    page.evaluate(() => {
+      const el = document.activeElement as HTMLElement;
+      return (
+        el.dataset.executionCount ??
+        el.closest('th')?.dataset.column ??
+        el.tagName
+      );
+    });
+  await expect.poll(focused).toBe('3');
+  // The focus is visible.
+  const outline = await page.evaluate(
+    () => getComputedStyle(document.activeElement as Element).outlineStyle
+  );
+  expect(outline).toBe('solid');
+  // One tab stop for the whole table.
+  expect(await panel.locator('table [tabindex="0"]').count()).toBe(1);
+
+  await page.keyboard.press('ArrowDown');
+  expect(await focused()).toBe('2');
+  // Enter takes the notebook to that cell.
+  await page.keyboard.press('Enter');
+  expect(
+    await page.evaluate(
+      () =>
+        (window as any).jupyterapp.shell.currentWidget.content.activeCellIndex
+    )
+  ).toBe(1);
+  // Right shows every figure of the row, Left hides them.
+  await panel.focus();
+  await page.keyboard.press('Control+Alt+m');
+  await expect.poll(focused).toBe('2');
+  await page.keyboard.press('ArrowRight');
+  await expect(panel.locator('.cyscope-CellTable-details')).toContainText(
+    'Heap peak'
+  );
+  await page.keyboard.press('ArrowLeft');
+  await expect(panel.locator('.cyscope-CellTable-details')).toHaveCount(0);
+  // Up into the header, along to "Heap peak", Enter: the biggest cell first.
+  await page.keyboard.press('Home');
+  await page.keyboard.press('ArrowUp');
+  expect(await focused()).toBe('cell');
+  await page.keyboard.press('ArrowRight');
+  expect(await focused()).toBe('heap-peak');
+  await page.keyboard.press('Enter');
+  await expect(panel.locator('th[data-column="heap-peak"]')).toHaveAttribute(
+    'aria-sort',
+    'descending'
+  );
+  await page.keyboard.press('ArrowDown');
+  expect(await focused()).toBe('2');
+  await page.keyboard.press('ArrowRight');
+  await expect(panel.locator('.cyscope-CellTable-details')).toBeVisible();
+  saveShot('memory-panel-details.png', await panel.screenshot());
+  await page.keyboard.press('ArrowLeft');
+  // Tab leaves the table in one step.
+  await page.keyboard.press('Tab');
+  expect(
+    await page.evaluate(() =>
+      Boolean(document.activeElement?.closest('#cyscope-memory-panel table'))
+    )
+  ).toBe(false);
+});
+
+test('%unload_ext is respected until the user loads cyscope again', async ({
+  page,
+  server
+}) => {
+  await openNotebook(page, server, 'unload.ipynb');
+  await openMemoryPanel(page);
+  const notice = page.locator('#cyscope-memory-panel [data-cyscope="notice"]');
+  await runCell(page, '%unload_ext cyscope');
+  await expect(notice).toContainText('unloaded from this kernel');
+  for (let i = 0; i < 3; i++) {
+    await runCell(page, `n${i} = ${i}`);
+  }
+  await page.waitForTimeout(1000);
+  expect(
+    await kernelSays(
+      page,
+      "print('cyscope' in get_ipython().extension_manager.loaded)"
+    )
+  ).toBe('False');
+  await expect(notice).toContainText('unloaded from this kernel');
+
+  await runCell(page, '%load_ext cyscope');
+  await expect(notice).toBeHidden();
+  const count = await runCell(page, 'back = 1');
+  await expect(rowFor(page, count!)).toBeVisible();
+});
+
+test('a kernel that refuses the comm is asked again after a growing delay, not on every idle', async ({
+  page,
+  server
+}) => {
+  await openNotebook(page, server, 'refuse.ipynb');
+  await openMemoryPanel(page);
+  await runCell(page, 'x = 1');
+  // Count comm opens, then make cyscope refuse them (its comm target gone,
+  // the extension still loaded: the frontend must not reload it).
+  await runCell(
+    page,
+    `from cyscope.extension import current_state
+kernel = get_ipython().kernel
+opens = []
+handle = kernel.shell_handlers['comm_open']
+def counting(*args, **kwargs):
+    opens.append(1)
+    return handle(*args, **kwargs)
+kernel.shell_handlers['comm_open'] = counting
+current_state(get_ipython()).hub.unregister('maintenance')`
+  );
+  const notice = page.locator('#cyscope-memory-panel [data-cyscope="notice"]');
+  await expect(notice).toContainText('trying again in 2 s');
+  // Ten idles in about 4 s: without a back-off each would open a comm.
+  for (let i = 0; i < 10; i++) {
+    await runCell(page, `i${i} = ${i}`);
+  }
+  const opens = Number(await kernelSays(page, 'print(len(opens))'));
+  expect(opens).toBeGreaterThanOrEqual(1);
+  expect(opens).toBeLessThanOrEqual(3);
+  await expect(notice).toContainText(/trying again in (4|8|16) s/);
 });

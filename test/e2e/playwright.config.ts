@@ -14,7 +14,8 @@ export default defineConfig({
   retries: 0,
   reporter: [['list']],
   projects: [
-    { name: 'jupyterlab-4.6' },
+    // Tests named "Notebook 7: ..." run only in the notebook-7 project.
+    { name: 'jupyterlab-4.6', grepInvert: /Notebook 7:/ },
     {
       // The extension is built with 4.6's toolchain; it must load in 4.5 too.
       name: 'jupyterlab-4.5',
@@ -27,6 +28,12 @@ export default defineConfig({
       name: 'debian-jupyterlab-4.5',
       grep: /loads cleanly/,
       use: { serverKind: 'debian' } as object
+    },
+    {
+      // JupyterLab's sister front end, Notebook 7 (PyPI, same venv).
+      name: 'notebook-7',
+      grep: /loads cleanly|Notebook 7:/,
+      use: { serverKind: 'notebook7' } as object
     }
   ],
   use: {

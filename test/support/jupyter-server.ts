@@ -3,7 +3,8 @@
  * random token, fresh runtime/settings/workspace folders so nothing leaks
  * between runs, and extra kernelspecs for Debian's interpreter.
  *
- * Two kinds of server: `pip` is `jupyter lab` from a virtual environment;
+ * Three kinds of server: `pip` is `jupyter lab` from a virtual environment;
+ * `notebook7` is `jupyter notebook` (Notebook 7) from the same environment;
  * `debian` is the JupyterLab 4.5 of compat/debian-jupyterlab served by
  * Debian's own jupyter_server and jupyterlab_server on /usr/bin/python3,
  * where every kernel is Debian's interpreter.
@@ -19,12 +20,13 @@ export const REPO = path.resolve(__dirname, '..', '..');
 export const VENV_BIN = path.join(REPO, '.venv', 'bin');
 const DEBIAN_LAB = path.join(REPO, 'compat', 'debian-jupyterlab');
 
-export type ServerKind = 'pip' | 'debian';
+export type ServerKind = 'pip' | 'notebook7' | 'debian';
 
 /** A kernel's environment that imports cyscope from this checkout. */
 const CYSCOPE_FROM_CHECKOUT = { PYTHONPATH: path.join(REPO, 'python-shim') };
 
 export interface IServerInfo {
+  kind: ServerKind;
   url: string;
   token: string;
   rootDir: string;
@@ -89,6 +91,24 @@ function serverCommand(
       ]
     ];
   }
+  if (kind === 'notebook7') {
+    return [
+      path.join(venvBin, 'jupyter'),
+      [
+        'notebook',
+        '--no-browser',
+        '--ServerApp.ip=127.0.0.1',
+        `--ServerApp.port=${port}`,
+        '--ServerApp.port_retries=0',
+        `--IdentityProvider.token=${token}`,
+        `--ServerApp.root_dir=${rootDir}`,
+        '--ServerApp.allow_root=True',
+        '--JupyterNotebookApp.expose_app_in_browser=True',
+        `--JupyterNotebookApp.user_settings_dir=${path.join(base, 'settings')}`,
+        `--JupyterNotebookApp.workspaces_dir=${path.join(base, 'workspaces')}`
+      ]
+    ];
+  }
   return [
     path.join(venvBin, 'jupyter'),
     [
@@ -137,17 +157,20 @@ export async function startServer(
     '/usr/bin/python3',
     {}
   );
-  // No "news" prompt over the panels in screenshots.
+  // No "news" prompt over the panels in screenshots. (Notebook 7 shows
+  // none, and disabling the plugin there makes its settings loader throw.)
   const labConfig = path.join(base, 'config', 'labconfig');
   fs.mkdirSync(labConfig, { recursive: true });
-  fs.writeFileSync(
-    path.join(labConfig, 'page_config.json'),
-    JSON.stringify({
-      disabledExtensions: {
-        '@jupyterlab/apputils-extension:announcements': true
-      }
-    })
-  );
+  if (kind !== 'notebook7') {
+    fs.writeFileSync(
+      path.join(labConfig, 'page_config.json'),
+      JSON.stringify({
+        disabledExtensions: {
+          '@jupyterlab/apputils-extension:announcements': true
+        }
+      })
+    );
+  }
   const port = await freePort();
   const token = crypto.randomBytes(24).toString('hex');
   if (kind === 'debian') {
@@ -172,7 +195,8 @@ export async function startServer(
     JUPYTER_CONFIG_DIR: path.join(base, 'config'),
     JUPYTER_PATH: dataDir,
     IPYTHONDIR: path.join(base, 'ipython'),
-    PATH: kind === 'pip' ? `${venvBin}:${process.env.PATH}` : process.env.PATH
+    PATH:
+      kind === 'debian' ? process.env.PATH : `${venvBin}:${process.env.PATH}`
   };
   const [command, args] = serverCommand(kind, venvBin, {
     port,
@@ -213,7 +237,7 @@ export async function startServer(
     await new Promise(r => setTimeout(r, 250));
   }
   return {
-    info: { url, token, rootDir, pid: proc.pid ?? 0 },
+    info: { kind, url, token, rootDir, pid: proc.pid ?? 0 },
     process: proc,
     base
   };
