@@ -6,6 +6,9 @@
  */
 import type { TranslationBundle } from '@jupyterlab/translation';
 
+/** The translation domain of cyscope's strings. */
+export const TRANSLATION_DOMAIN = 'jupyterlab_cyscope';
+
 /** What the views use of a translation bundle. */
 export type Trans = Pick<TranslationBundle, '__' | '_n'>;
 

@@ -27,6 +27,7 @@ import { cythonPlugins } from './cython/plugin';
 import { flamegraphPlugins } from './flamegraph/plugin';
 import { watchCythonCells } from './cythonCells';
 import { cyscopeIcon } from './icons';
+import { TRANSLATION_DOMAIN } from './i18n';
 import { IMemoryRowAction, MemoryPanel } from './memoryPanel';
 import { MemoryModel } from './model';
 import { ICellRecord } from './protocol';
@@ -43,8 +44,6 @@ export { IMemoryPanelExtensions } from './tokens';
 export type { IMemoryPanelCurrent, IMemoryRowAction } from './tokens';
 
 export const PLUGIN_ID = 'jupyterlab-cyscope:plugin';
-/** The translation domain of cyscope's strings. */
-export const TRANSLATION_DOMAIN = 'jupyterlab_cyscope';
 const FIRST_LINE_CHARS = 200;
 
 interface INotebookParts {

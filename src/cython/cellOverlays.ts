@@ -6,6 +6,7 @@
  * Also answers the DOM events the output renderers send (go to a line,
  * show a line's C), since only this layer knows which cell an output is in.
  */
+import type { Trans } from '../i18n';
 import { Cell, CodeCell } from '@jupyterlab/cells';
 import { CodeMirrorEditor } from '@jupyterlab/codemirror';
 import { NotebookPanel } from '@jupyterlab/notebook';
@@ -31,6 +32,8 @@ import {
 export interface ICellOverlayHost {
   /** Show the C generated for `line` of `cell` (annotated by `payload`). */
   showCode(cell: CodeCell, payload: IAnnotation, line: number): void;
+  /** The user's language for the overlay's strings (default: English). */
+  trans?: Trans;
 }
 
 interface ICellState {
@@ -131,7 +134,11 @@ export class CellOverlays {
     if (diagnostics) {
       const parsed = parseDiagnostics(diagnostics.data[DIAGNOSTICS_MIME]);
       if (parsed.ok) {
-        overlay.diagnostics = diagnosticMarks(parsed.value, lines);
+        overlay.diagnostics = diagnosticMarks(
+          parsed.value,
+          lines,
+          this.host.trans
+        );
       }
     }
     if (annotation) {
@@ -151,7 +158,7 @@ export class CellOverlays {
           if (state.payload) {
             this.host.showCode(cell, state.payload, line);
           }
-        })
+        }, this.host.trans)
       );
     }
     view.dispatch({

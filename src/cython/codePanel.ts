@@ -5,6 +5,7 @@
  */
 import { Widget } from '@lumino/widgets';
 
+import { plainTrans, Trans } from '../i18n';
 import { element } from './dom';
 import { annotatedLine, shadedLines } from './layout';
 import { IAnnotation } from './payload';
@@ -20,12 +21,14 @@ export interface ICodeView {
 }
 
 export class CythonCodePanel extends Widget {
-  constructor() {
+  constructor(private readonly _t: Trans = plainTrans) {
     super();
     this.id = CODE_PANEL_ID;
     this.addClass('cyscope-CythonCodePanel');
     this.addClass('cyscope-SidePanel');
-    this.title.caption = 'C generated for a line of a %%cython -a cell';
+    this.title.caption = _t.__(
+      'C generated for a line of a %%%%cython -a cell'
+    );
     this.node.tabIndex = -1;
     this._render();
   }
@@ -40,11 +43,12 @@ export class CythonCodePanel extends Widget {
   }
 
   private _render(): void {
+    const t = this._t;
     const node = this.node;
     node.textContent = '';
     const header = document.createElement('div');
     header.className = 'cyscope-CythonCodePanel-header';
-    header.textContent = 'Generated C';
+    header.textContent = t.__('Generated C');
     node.appendChild(header);
     const view = this._view;
     if (!view) {
@@ -52,7 +56,9 @@ export class CythonCodePanel extends Widget {
         element(
           'div',
           'cyscope-CythonCodePanel-notice',
-          'Run a cell with %%cython -a, then click one of its shaded lines (or the + beside it) to see the C Cython generated for it.'
+          t.__(
+            'Run a cell with %%%%cython -a, then click one of its shaded lines (or the + beside it) to see the C Cython generated for it.'
+          )
         )
       );
       return;
@@ -64,14 +70,14 @@ export class CythonCodePanel extends Widget {
       element(
         'div',
         'cyscope-CythonCodePanel-title',
-        `${view.cellLabel}, line ${line}: score ${score}`
+        t.__('%1, line %2: score %3', view.cellLabel, line, score)
       )
     );
     node.appendChild(
       element(
         'div',
         'cyscope-CythonCodePanel-module',
-        `module ${payload.module}`
+        t.__('module %1', payload.module)
       )
     );
 
@@ -84,7 +90,7 @@ export class CythonCodePanel extends Widget {
         String(l.line)
       );
       button.type = 'button';
-      button.title = `line ${l.line}: score ${l.score}`;
+      button.title = t.__('line %1: score %2', l.line, l.score);
       button.dataset.line = String(l.line);
       button.setAttribute('aria-pressed', String(l.line === line));
       button.addEventListener('click', () => {
@@ -98,7 +104,7 @@ export class CythonCodePanel extends Widget {
     const pre = element(
       'pre',
       'cyscope-CythonCodePanel-code',
-      code.trim() === '' ? '/* no C generated for this line */' : code
+      code.trim() === '' ? t.__('/* no C generated for this line */') : code
     );
     pre.dataset.line = String(line);
     node.appendChild(pre);

@@ -8,6 +8,7 @@
 import {
   EditorState,
   Extension,
+  Facet,
   Range,
   RangeSet,
   StateEffect,
@@ -22,6 +23,7 @@ import {
   hoverTooltip
 } from '@codemirror/view';
 
+import { plainTrans, Trans } from '../i18n';
 import { IDiagnosticMark, IShadedLine } from './layout';
 
 /** What to draw on one cell. */
@@ -73,11 +75,16 @@ class AnnotationMarker extends GutterMarker {
       other.shaded.score === this.shaded.score
     );
   }
-  toDOM(): Node {
+  toDOM(view: EditorView): Node {
+    const t = view.state.facet(overlayTrans);
     const node = document.createElement('span');
     node.className = `cyscope-cm-marker cyscope-mod-annotation cyscope-mod-shade-${this.shaded.shade}`;
     node.textContent = '+';
-    node.title = `Show the C generated for line ${this.shaded.line} (score ${this.shaded.score})`;
+    node.title = t.__(
+      'Show the C generated for line %1 (score %2)',
+      this.shaded.line,
+      this.shaded.score
+    );
     return node;
   }
 }
@@ -195,9 +202,18 @@ const diagnosticTooltip = hoverTooltip((view, pos) => {
 /** Called with a cell line when the user asks for its generated C. */
 export type ShowCode = (line: number) => void;
 
+/** The translations the overlay's own strings use. */
+const overlayTrans = Facet.define<Trans, Trans>({
+  combine: values => values[0] ?? plainTrans
+});
+
 /** The extension to inject once into a cell's editor. */
-export function cythonOverlay(showCode: ShowCode): Extension {
+export function cythonOverlay(
+  showCode: ShowCode,
+  trans: Trans = plainTrans
+): Extension {
   return [
+    overlayTrans.of(trans),
     overlayField,
     gutter({
       class: 'cyscope-cm-gutter',

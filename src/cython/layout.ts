@@ -4,12 +4,14 @@
  * and which shade an annotated line gets. The CodeMirror layer turns these
  * into decorations.
  */
+import { plainTrans, Trans } from '../i18n';
 import {
   IAnnotatedLine,
   IAnnotation,
   IDiagnostic,
   IDiagnostics,
-  Severity
+  Severity,
+  severityName
 } from './payload';
 
 /** Shades 1..SHADE_BUCKETS; 0 = no shading (pure C). */
@@ -70,7 +72,8 @@ export function diagnosticSpan(
  */
 export function diagnosticMarks(
   payload: IDiagnostics,
-  lines: readonly string[]
+  lines: readonly string[],
+  t: Trans = plainTrans
 ): IDiagnosticMark[] {
   const byLine = new Map<number, IDiagnostic[]>();
   for (const d of payload.diagnostics) {
@@ -94,7 +97,8 @@ export function diagnosticMarks(
       to,
       severity: first.severity,
       messages: list.map(
-        d => `${d.severity}: ${d.message} [${SOURCE_NAMES[d.source]}]`
+        d =>
+          `${severityName(d.severity, t)}: ${d.message} [${sourceName(d.source, t)}]`
       ),
       diagnostics: list
     });
@@ -102,11 +106,20 @@ export function diagnosticMarks(
   return marks;
 }
 
-export const SOURCE_NAMES: Record<IDiagnostic['source'], string> = {
-  cython: 'Cython',
-  cc: 'C compiler',
-  ld: 'linker'
-};
+/** Who reported a diagnostic: Cython, the C compiler or the linker. */
+export function sourceName(
+  source: IDiagnostic['source'],
+  t: Trans = plainTrans
+): string {
+  switch (source) {
+    case 'cython':
+      return 'Cython';
+    case 'cc':
+      return t.__('C compiler');
+    case 'ld':
+      return t.__('linker');
+  }
+}
 
 /** An annotated line placed on the cell. */
 export interface IShadedLine {

@@ -12,6 +12,7 @@ import {
   IDiagnostic,
   IDiagnostics
 } from '../generated/diagnostics';
+import { plainTrans, Trans } from '../i18n';
 import { brief, isObject } from '../schemaRuntime';
 
 export const DIAGNOSTICS_MIME = 'application/vnd.cyscope.diagnostics+json';
@@ -105,13 +106,24 @@ export function parseAnnotation(data: unknown): Parsed<IAnnotation> {
   });
 }
 
+/** "error" or "warning", in the user's language. */
+export function severityName(
+  severity: Severity,
+  t: Trans = plainTrans
+): string {
+  return severity === 'error' ? t.__('error') : t.__('warning');
+}
+
 /** One-line human form of a diagnostic, as the kernel's text/plain names it. */
-export function describeDiagnostic(d: IDiagnostic): string {
+export function describeDiagnostic(
+  d: IDiagnostic,
+  t: Trans = plainTrans
+): string {
   const where =
     d.line === null
-      ? 'outside the cell'
+      ? t.__('outside the cell')
       : d.column === null
-        ? `line ${d.line}`
-        : `line ${d.line}, column ${d.column}`;
-  return `${where}: ${d.severity}: ${d.message}`;
+        ? t.__('line %1', d.line)
+        : t.__('line %1, column %2', d.line, d.column);
+  return `${where}: ${severityName(d.severity, t)}: ${d.message}`;
 }

@@ -13,10 +13,12 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { CodeCell } from '@jupyterlab/cells';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ITranslator } from '@jupyterlab/translation';
 import { codeIcon } from '@jupyterlab/ui-components';
 
 import { CellOverlays } from './cellOverlays';
 import { CythonCodePanel } from './codePanel';
+import { plainTrans, TRANSLATION_DOMAIN } from '../i18n';
 import { IAnnotation } from './payload';
 import {
   annotationRendererFactory,
@@ -35,14 +37,16 @@ function activate(
   notebooks: INotebookTracker,
   rendermime: IRenderMimeRegistry,
   labShell: ILabShell | null,
-  palette: ICommandPalette | null
+  palette: ICommandPalette | null,
+  translator: ITranslator | null
 ): void {
+  const trans = translator?.load(TRANSLATION_DOMAIN) ?? plainTrans;
   rendermime.addFactory(diagnosticsRendererFactory, RENDERER_RANK);
   rendermime.addFactory(annotationRendererFactory, RENDERER_RANK);
 
-  const codePanel = new CythonCodePanel();
+  const codePanel = new CythonCodePanel(trans);
   codePanel.title.icon = codeIcon;
-  codePanel.title.label = labShell ? '' : 'Cython C';
+  codePanel.title.label = labShell ? '' : trans.__('Cython C');
   const revealPanel = () => {
     if (!codePanel.isAttached) {
       app.shell.add(codePanel, 'right', { rank: 950 });
@@ -55,18 +59,22 @@ function activate(
     codePanel.view = {
       payload,
       line,
-      cellLabel: count === null ? 'cell' : `cell [${count}]`
+      cellLabel:
+        count === null ? trans.__('cell') : trans.__('cell [%1]', count)
     };
     revealPanel();
   };
 
-  const overlays = new CellOverlays({ showCode });
+  const overlays = new CellOverlays({ showCode, trans });
   notebooks.forEach(panel => overlays.watch(panel));
   notebooks.widgetAdded.connect((_, panel) => overlays.watch(panel));
 
   // Keyboard route to the same view: the C of the cursor's line.
   app.commands.addCommand(CommandIDs.showCode, {
-    label: 'Show Generated C of the Current %%cython -a Line',
+    label: trans.__('Show Generated C of the Current %%%%cython -a Line'),
+    caption: trans.__(
+      'The C Cython generated for the line under the cursor, in the side panel'
+    ),
     execute: () => {
       const cell = notebooks.activeCell;
       const payload = cell ? overlays.annotationOf(cell) : null;
@@ -87,7 +95,7 @@ const cythonEditorPlugin: JupyterFrontEndPlugin<void> = {
     '%%cython in the editor: diagnostics on cell lines, annotation shading, the generated C of a line.',
   autoStart: true,
   requires: [INotebookTracker, IRenderMimeRegistry],
-  optional: [ILabShell, ICommandPalette],
+  optional: [ILabShell, ICommandPalette, ITranslator],
   activate
 };
 

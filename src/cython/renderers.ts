@@ -10,7 +10,7 @@ import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { GOTO_LINE_EVENT, requestLine, SHOW_CODE_EVENT } from './events';
-import { darkestLine, shadeOf, SOURCE_NAMES } from './layout';
+import { darkestLine, shadeOf, sourceName } from './layout';
 import {
   ANNOTATION_MIME,
   describeDiagnostic,
@@ -22,12 +22,15 @@ import {
   Parsed
 } from './payload';
 import { element } from './dom';
+import { plainTrans, Trans, TRANSLATION_DOMAIN } from '../i18n';
 
 /** Below text/html (50), so it wins over Cython's HTML annotation. */
 export const RENDERER_RANK = 30;
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
+/** cyscope's strings in the application's language (JupyterLab passes
+ * renderers its translator). */
+function transOf(options: IRenderMime.IRendererOptions): Trans {
+  return options.translator?.load(TRANSLATION_DOMAIN) ?? plainTrans;
 }
 
 abstract class PayloadRenderer<T>
@@ -36,7 +39,8 @@ abstract class PayloadRenderer<T>
 {
   constructor(
     private readonly _mime: string,
-    className: string
+    className: string,
+    protected readonly trans: Trans
   ) {
     super();
     this.addClass('cyscope-CythonOutput');
@@ -72,8 +76,8 @@ abstract class PayloadRenderer<T>
 
 /** Diagnostics: a clickable list, then the full compiler output, folded. */
 export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
-  constructor() {
-    super(DIAGNOSTICS_MIME, 'cyscope-Diagnostics');
+  constructor(trans: Trans = plainTrans) {
+    super(DIAGNOSTICS_MIME, 'cyscope-Diagnostics', trans);
   }
 
   protected parse(data: unknown): Parsed<IDiagnostics> {
@@ -81,18 +85,23 @@ export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
   }
 
   protected render(payload: IDiagnostics): void {
+    const t = this.trans;
     const errors = payload.diagnostics.filter(d => d.severity === 'error');
     const warnings = payload.diagnostics.length - errors.length;
     this.toggleClass('cyscope-mod-failed', !payload.ok);
     const counts = [
-      errors.length ? plural(errors.length, 'error') : '',
-      warnings ? plural(warnings, 'warning') : ''
+      errors.length ? t._n('%1 error', '%1 errors', errors.length) : '',
+      warnings ? t._n('%1 warning', '%1 warnings', warnings) : ''
     ]
       .filter(Boolean)
       .join(', ');
     const summary = payload.ok
-      ? `Cython: compiled${counts ? ` with ${counts}` : ''}`
-      : `Cython: build failed${counts ? `: ${counts}` : ''}`;
+      ? counts
+        ? t.__('Cython: compiled with %1', counts)
+        : t.__('Cython: compiled')
+      : counts
+        ? t.__('Cython: build failed: %1', counts)
+        : t.__('Cython: build failed');
     this.node.appendChild(
       element('div', 'cyscope-Diagnostics-summary', summary)
     );
@@ -103,7 +112,7 @@ export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
         'li',
         `cyscope-Diagnostics-item cyscope-mod-${d.severity}`
       );
-      const text = describeDiagnostic(d);
+      const text = describeDiagnostic(d, t);
       const entry =
         d.line === null
           ? element('span', 'cyscope-Diagnostics-entry', text)
@@ -111,7 +120,7 @@ export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
       if (entry instanceof HTMLButtonElement) {
         const line = d.line as number;
         entry.type = 'button';
-        entry.title = `Go to line ${line} of the cell`;
+        entry.title = t.__('Go to line %1 of the cell', line);
         entry.dataset.line = String(line);
         entry.addEventListener('click', () =>
           requestLine(entry, GOTO_LINE_EVENT, line, d.column)
@@ -122,7 +131,7 @@ export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
         element(
           'span',
           'cyscope-Diagnostics-source',
-          `[${SOURCE_NAMES[d.source]}]`
+          `[${sourceName(d.source, t)}]`
         )
       );
       list.appendChild(item);
@@ -138,7 +147,11 @@ export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
         element(
           'summary',
           '',
-          `Full compiler output (${plural(lines, 'line')})`
+          t._n(
+            'Full compiler output (%1 line)',
+            'Full compiler output (%1 lines)',
+            lines
+          )
         )
       );
       details.appendChild(element('pre', '', payload.output));
@@ -149,8 +162,8 @@ export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
 
 /** Annotation: a one-line summary; the shading itself is in the editor. */
 export class AnnotationRenderer extends PayloadRenderer<IAnnotation> {
-  constructor() {
-    super(ANNOTATION_MIME, 'cyscope-Annotation');
+  constructor(trans: Trans = plainTrans) {
+    super(ANNOTATION_MIME, 'cyscope-Annotation', trans);
   }
 
   protected parse(data: unknown): Parsed<IAnnotation> {
@@ -158,23 +171,29 @@ export class AnnotationRenderer extends PayloadRenderer<IAnnotation> {
   }
 
   protected render(payload: IAnnotation): void {
+    const t = this.trans;
     const summary = element('div', 'cyscope-Annotation-summary');
     const shaded = payload.lines.filter(l => l.score > 0).length;
     summary.appendChild(
       document.createTextNode(
-        `Cython annotation: ${plural(payload.lines.length, 'line')}, ${shaded} with Python interaction`
+        t._n(
+          'Cython annotation: %1 line, %2 with Python interaction',
+          'Cython annotation: %1 lines, %2 with Python interaction',
+          payload.lines.length,
+          shaded
+        )
       )
     );
     const darkest = darkestLine(payload);
     if (darkest) {
-      summary.appendChild(document.createTextNode('; darkest '));
+      summary.appendChild(document.createTextNode(t.__('; darkest ')));
       const button = element(
         'button',
         `cyscope-Annotation-line cyscope-mod-shade-${shadeOf(darkest.score, payload.max_score)}`,
-        `line ${darkest.line}`
+        t.__('line %1', darkest.line)
       );
       button.type = 'button';
-      button.title = `Show the C generated for line ${darkest.line}`;
+      button.title = t.__('Show the C generated for line %1', darkest.line);
       button.dataset.line = String(darkest.line);
       button.addEventListener('click', () =>
         requestLine(button, SHOW_CODE_EVENT, darkest.line)
@@ -182,13 +201,16 @@ export class AnnotationRenderer extends PayloadRenderer<IAnnotation> {
       summary.appendChild(button);
       summary.appendChild(
         document.createTextNode(
-          ` (score ${darkest.score}). Click a shaded line in the cell to see its C.`
+          t.__(
+            ' (score %1). Click a shaded line in the cell to see its C.',
+            darkest.score
+          )
         )
       );
     } else {
       summary.appendChild(
         document.createTextNode(
-          '. No line calls into Python: all of it is plain C.'
+          t.__('. No line calls into Python: all of it is plain C.')
         )
       );
     }
@@ -198,7 +220,7 @@ export class AnnotationRenderer extends PayloadRenderer<IAnnotation> {
         element(
           'div',
           'cyscope-Annotation-path',
-          `Cython's HTML report: ${payload.html_path}`
+          t.__("Cython's HTML report: %1", payload.html_path)
         )
       );
     }
@@ -209,12 +231,12 @@ export const diagnosticsRendererFactory: IRenderMime.IRendererFactory = {
   safe: true,
   mimeTypes: [DIAGNOSTICS_MIME],
   defaultRank: RENDERER_RANK,
-  createRenderer: () => new DiagnosticsRenderer()
+  createRenderer: options => new DiagnosticsRenderer(transOf(options))
 };
 
 export const annotationRendererFactory: IRenderMime.IRendererFactory = {
   safe: true,
   mimeTypes: [ANNOTATION_MIME],
   defaultRank: RENDERER_RANK,
-  createRenderer: () => new AnnotationRenderer()
+  createRenderer: options => new AnnotationRenderer(transOf(options))
 };
