@@ -158,3 +158,36 @@ def test_the_text_summary_names_the_top_lines():
     assert lines[0] == "cyscope flamegraph: cell [4] · peak: 102.0 MiB"
     assert "100.0 MiB" in lines[3] and "grow · cell [3] line 9" in lines[3]
     assert format_bytes(1536) == "1.5 KiB" and format_bytes(12) == "12 B"
+
+
+def test_nbconvert_html_export_shows_the_svg(tmp_path):
+    # The venv's nbconvert (setup.sh installs it; Debian's interpreter has none),
+    # run on a notebook whose output carries the bundle %%memory displays.
+    import subprocess
+
+    exe = ROOT / ".venv" / "bin" / "jupyter-nbconvert"
+    assert exe.exists(), f"{exe} is missing: run scripts/setup.sh"
+    data = _fixture("flamegraph-valid.json")[0]
+    output = {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {P.MIME: data, "text/html": svg_html(data), "text/plain": summary(data)},
+    }
+    cell = {
+        "cell_type": "code",
+        "execution_count": 4,
+        "id": "c",
+        "metadata": {},
+        "source": "%%memory",
+        "outputs": [output],
+    }
+    notebook = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "memory.ipynb"
+    path.write_text(json.dumps(notebook))
+    done = subprocess.run(
+        [str(exe), "--to", "html", "--stdout", str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    html = done.stdout
+    assert 'class="cyscope-flamegraph-svg"' in html and "grow · cell [3] line 9" in html
+    assert "<title>grow · cell [3] line 9" in html

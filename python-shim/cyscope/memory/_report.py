@@ -9,6 +9,7 @@ are always recorded with their exact size.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 
 from . import _lib, _symbols
 
@@ -481,14 +482,18 @@ def stack_key(stack_id: int, native: bool, trim: bool = True, collapse_native: b
 
 
 def stack_keys(stacks: list[StackBytes], native: bool, trim: bool, collapse_native: bool, inverted: bool) -> list:
-    """(key, bytes, count) of each stack (the flamegraph payload's input)."""
+    """(key, bytes, count) of each stack (the flamegraph payload's input).
+
+    Mostly C-level maps: this runs once per flamegraph over up to every
+    stack of a report.
+    """
     flags = _flags(native, trim, collapse_native)
-    get = _shown_cache.get
-    out = []
-    for s in stacks:
-        entry = get(s.stack_id << 3 | flags) or _shown_entry(s.stack_id, native, trim, collapse_native)
-        out.append((_inverted_key(entry) if inverted else entry[1], s.bytes, s.count))
-    return out
+    ids = list(map(attrgetter("stack_id"), stacks))
+    entries = list(map(_shown_cache.get, [i << 3 | flags for i in ids]))
+    if None in entries:
+        entries = [e or _shown_entry(i, native, trim, collapse_native) for i, e in zip(ids, entries)]
+    keys = list(map(_inverted_key, entries)) if inverted else list(map(itemgetter(1), entries))
+    return list(zip(keys, map(attrgetter("bytes"), stacks), map(attrgetter("count"), stacks)))
 
 
 _py_frames: dict[int, _symbols.Frame] = {}
