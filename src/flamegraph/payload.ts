@@ -64,6 +64,8 @@ export interface IFlameData {
   readonly totals: IFlamegraph['totals'] | null;
   readonly exact: boolean;
   readonly native: boolean;
+  /** The stacks start at the cell (the kernel's frames above it dropped). */
+  readonly trimmed: boolean;
   /** The cell the graph is about (execution count), and its notebook id. */
   readonly cell: number | null;
   readonly cellId: string | null;
@@ -209,6 +211,7 @@ function decode(p: IFlamegraph): IFlameData {
     totals: p.totals ?? null,
     exact: p.exact === true,
     native: p.native === true,
+    trimmed: p.trimmed !== false,
     cell: p.cell ?? null,
     cellId: p.cell_id ?? null,
     cellIds

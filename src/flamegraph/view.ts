@@ -75,7 +75,7 @@ export class FlamegraphView {
     this._tooltip.setAttribute('role', 'tooltip');
     this._tooltip.hidden = true;
     this._status.setAttribute('aria-live', 'polite');
-    this._main = this._chart(this._tree, data.inverted ? 'flame' : 'icicle');
+    this._main = this._chart(this._tree, 'icicle');
     this._mainOnly = [this._main];
     this._showMain();
     // (jsdom, in the unit tests, has no ResizeObserver.)
@@ -239,7 +239,7 @@ export class FlamegraphView {
     bar.setAttribute('role', 'toolbar');
     bar.setAttribute('aria-label', 'Flamegraph tools');
     this._orientationButton = this._button(
-      this.data.inverted ? 'Flame' : 'Icicle',
+      'Icicle',
       'Root on top (icicle) or at the bottom (flame)',
       () =>
         this.setOrientation(

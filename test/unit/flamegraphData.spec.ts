@@ -94,6 +94,23 @@ describe('parseFlamegraph', () => {
   });
 });
 
+describe('trimmed stacks', () => {
+  it('start at the cell: every frame under the root is a cell line', () => {
+    for (const data of [cell, compare, native, merged]) {
+      const d = read(data);
+      expect(d.nodes.level[0]).toBe(0);
+      const t = FlameTree.fromData(d);
+      for (const c of t.children(0)) {
+        expect([t.label(c), t.kind(c)]).toEqual([
+          expect.stringMatching(/^cell \[\d+\] line \d+$/),
+          'cell'
+        ]);
+      }
+    }
+    expect(read(cell).trimmed).toBe(true);
+  });
+});
+
 describe('FlameTree', () => {
   it('knows subtree ends, parents, offsets and paths', () => {
     const t = FlameTree.fromData(read(cell));

@@ -134,6 +134,19 @@ describe('flamegraph renderer', () => {
     expect(runs.hidden).toBe(true);
   });
 
+  it('cuts labels to fit their box', async () => {
+    const r = await render({ [FLAMEGRAPH_MIME]: cell });
+    // '<listcomp> · cell [4] line 3' is about 19 px wide at 1000 px: no room.
+    expect(drawn.texts.some(t => t.startsWith('<listcomp>'))).toBe(false);
+    r.view!.chart.zoom(3);
+    expect(drawn.texts).toContain('<listcomp> · cell [4] line 3');
+    // Zoomed out again in a narrower chart, grow's label is cut with an ellipsis.
+    Object.defineProperty(r.view!.chart.node, 'clientWidth', { value: 60 });
+    drawn.texts = [];
+    r.view!.chart.zoom(0);
+    expect(drawn.texts).toContain('grow · …');
+  });
+
   it('refuses a malformed payload with its reason and shows the text', async () => {
     const broken = fixture('flamegraph-malformed.json')[0].payload;
     const r = await render({
