@@ -564,3 +564,64 @@ current_state(get_ipython()).hub.unregister('maintenance')`
   expect(opens).toBeLessThanOrEqual(3);
   await expect(notice).toContainText(/trying again in (4|8|16) s/);
 });
+
+test("the View, Kernel and Settings menus offer cyscope's commands", async ({
+  page,
+  server
+}) => {
+  await openNotebook(page, server, 'restore.ipynb');
+  const menuItems = async (menu: string): Promise<string[]> => {
+    await page.locator('.lm-MenuBar-itemLabel', { hasText: menu }).click();
+    const labels = await page
+      .locator('.lm-Menu:visible .lm-Menu-itemLabel')
+      .allInnerTexts();
+    return labels;
+  };
+  expect(await menuItems('View')).toContain('Show cyscope Memory Panel');
+  await page.keyboard.press('Escape');
+  const kernel = await menuItems('Kernel');
+  expect(kernel).toEqual(
+    expect.arrayContaining([
+      'Load cyscope in the Kernel',
+      'Track Memory per Cell',
+      'Memory Tracking Mode'
+    ])
+  );
+  await page
+    .locator('.lm-Menu:visible .lm-Menu-itemLabel', {
+      hasText: 'Memory Tracking Mode'
+    })
+    .hover();
+  const modes = page.locator('.lm-Menu:visible .lm-Menu-item', {
+    hasText: 'Memory Tracking: '
+  });
+  await expect(modes).toHaveCount(3);
+  // The mode in effect is ticked.
+  await expect(
+    page.locator('.lm-Menu:visible .lm-Menu-item.lm-mod-toggled', {
+      hasText: 'Memory Tracking: Sampled Stacks'
+    })
+  ).toHaveCount(1);
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Escape');
+  expect(await menuItems('Settings')).toEqual(
+    expect.arrayContaining([
+      'Load cyscope into New Kernels',
+      'Use cyscope’s %%cython'
+    ])
+  );
+  await page.keyboard.press('Escape');
+  // And the command palette finds them.
+  await page.keyboard.press('Control+Shift+c');
+  await page.keyboard.type('cyscope');
+  const found = page.locator('.lm-CommandPalette-itemLabel');
+  for (const label of [
+    'Show cyscope Memory Panel',
+    'Track Memory per Cell',
+    'Memory Tracking: With Native Frames',
+    'Load cyscope into New Kernels'
+  ]) {
+    await expect(found.filter({ hasText: label })).toHaveCount(1);
+  }
+  await page.keyboard.press('Escape');
+});
