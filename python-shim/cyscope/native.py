@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import ctypes
 import os
-import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from .trusted_path import untrusted_reason
 
 # Must match CYSCOPE_ABI_VERSION in native/include/cyscope.h.
 EXPECTED_ABI = 1
@@ -62,18 +63,7 @@ def unsafe_location_reason(path: Path) -> str | None:
     first, and every folder up to / counts: whoever can rename a folder can
     swap everything below it. Returns None when the location is safe.
     """
-    uid = os.getuid()
-    real = path.resolve()
-    for target in (real, *real.parents):
-        try:
-            st = target.stat()
-        except OSError as exc:
-            return f"cannot stat {target}: {exc.strerror}"
-        if st.st_uid not in (uid, 0):
-            return f"{target} is owned by another user (uid {st.st_uid})"
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (target.is_dir() and st.st_mode & stat.S_ISVTX):
-            return f"{target} is writable by other users"
-    return None
+    return untrusted_reason(str(path.resolve()))
 
 
 def _load(path: Path) -> tuple[ctypes.CDLL | None, NativeStatus]:

@@ -7,6 +7,7 @@ magic displays.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import sys
@@ -110,3 +111,56 @@ def last_result(shell):
     import cyscope.cython
 
     return cyscope.cython.last_result(shell)
+
+
+# A kernel of its own: a fresh process has loaded no module yet, so what it loads comes
+# from the cache as it is now (this process would reuse a module it already loaded).
+CHILD_RUNNER = """\
+import json, sys
+from IPython.testing.globalipapp import start_ipython
+import cyscope.cython
+ip = start_ipython()
+cyscope.cython.register(ip)
+results = []
+for cell, expr in json.loads(sys.argv[1]):
+    r = ip.run_cell(cell, store_history=False)
+    entry = {"ok": r.success, "error": repr(r.error_in_exec) if r.error_in_exec is not None else None}
+    res = cyscope.cython.last_result(ip)
+    if r.success and res is not None:
+        entry.update(so_path=res.so_path, key=res.key, directory=res.directory, cache_hit=res.cache_hit)
+        entry["value"] = repr(eval(expr, ip.user_ns)) if expr else None
+    results.append(entry)
+sys.stdout.flush()
+print("\\nRESULTS " + json.dumps(results))
+"""
+
+
+def run_in_child(cells, cache_dir, env=None, user=None, timeout=300):
+    """Run ``[(cell, expression), ...]`` in a fresh IPython process with cyscope's %%cython.
+
+    Returns ``(results, stdout, stderr)``; each result has ``ok``, ``error`` and, when the
+    cell built, ``so_path``, ``key``, ``directory``, ``cache_hit`` and ``value`` (the
+    expression's repr). ``user`` runs it as another user (``pwd`` entry; needs root).
+    """
+    import subprocess
+
+    child_env = dict(os.environ, CYSCOPE_CACHE_DIR=str(cache_dir))
+    child_env["PYTHONPATH"] = os.pathsep.join([str(SHIM), os.environ.get("PYTHONPATH", "")])
+    child_env.update(env or {})
+    kwargs = {}
+    if user is not None:
+        kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    python = sys.executable if user is None else "/usr/bin/python3"
+    proc = subprocess.run(
+        [python, "-c", CHILD_RUNNER, json.dumps(cells)],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+    at = proc.stdout.rfind("RESULTS [")  # IPython may start the line with a terminal-title escape
+    if proc.returncode != 0 or at < 0:
+        raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout[at + len("RESULTS ") :].splitlines()[0]), proc.stdout, proc.stderr

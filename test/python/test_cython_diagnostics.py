@@ -14,6 +14,7 @@ from cython_helpers import (
     SHIM,
     _cy_session_shell,
     cache_root,
+    last_result,
     recorder,
     run,
     run_ok,
@@ -210,3 +211,73 @@ def test_real_kernel_reply_is_error_with_bundle(tmp_path, cache_root):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.mark.parametrize(
+    "cell, stage, headline, summary",
+    [
+        ("%%cython\ndef s1():\n    return nowhere1\n", "cython", "Cython compilation failed", "Cython error"),
+        (
+            '%%cython\ncdef extern from *:\n    """\n    int s2_broken(void) { return }\n    """\n'
+            "    int s2_broken()\ndef s2():\n    return s2_broken()\n",
+            "cc",
+            "C compilation failed",
+            "C compiler error",
+        ),
+        ("%%cython -l cyscope_no_such_lib_s3\ndef s3():\n    return 1\n", "ld", "Linking failed", "linker error"),
+    ],
+)
+def test_the_failed_stage_is_named(shell, recorder, cell, stage, headline, summary):
+    result = run(shell, cell)
+    assert str(result.error_in_exec).startswith(summary)
+    bundle = next(b for b in recorder.bundles if DIAG_MIME in b)
+    assert bundle[DIAG_MIME]["stage"] == stage
+    validate(bundle[DIAG_MIME], "diagnostics.schema.json")
+    assert bundle["text/plain"].startswith(headline + ":")
+
+
+def test_compiler_notes_name_the_kept_file_and_the_cell_line(shell, recorder):
+    """A successful build's warning and its note: both name the published C file (not the
+    deleted build folder) and the cell line their C line comes from."""
+    cell = textwrap.dedent('''\
+        %%cython
+        cdef extern from *:
+            """
+            __attribute__((deprecated)) static int old_api(void) { return 1; }
+            static int new_api(void) { return old_api() + 1; }
+            """
+            int new_api()
+        def notes():
+            return new_api()
+        ''')
+    run_ok(shell, cell)
+    output = _only_payload(recorder)["output"]
+    res = last_result(shell)
+    assert ".build-" not in output
+    note = next(line for line in output.splitlines() if "note: declared here" in line)
+    assert note.startswith(res.c_path + ":") and note.endswith("[cell line 4]")
+    warning = next(line for line in output.splitlines() if "deprecated" in line and "warning:" in line)
+    assert warning.endswith("[cell line 5]")
+
+
+def test_long_first_code_line_on_cython_029(shell, monkeypatch):
+    """Cython 0.29 scans the first two lines of a .pyx for an encoding with a regex that is
+    quadratic on a run of word characters (150,000 characters: 27 s; 1 MB: over 300 s). Line 1
+    of cyscope's .pyx declares the encoding, so the cell's first code line is never scanned."""
+    import Cython.Utils
+
+    long_line = "x = '" + "a" * 150_000 + "'"
+    if Cython.Utils.__file__.endswith(".py") and hasattr(Cython.Utils, "_match_file_encoding"):
+        scanned = []
+        original = Cython.Utils._match_file_encoding
+
+        def spy(line, *args):
+            scanned.append(len(line))
+            return original(line, *args)
+
+        monkeypatch.setattr(Cython.Utils, "_match_file_encoding", spy)
+        run_ok(shell, "%%cython\n" + long_line + "\ndef long_first():\n    return len(x)\n")
+        assert scanned and max(scanned) < 1000  # only line 1 was looked at
+    else:  # Cython 3 skips code lines there by itself; the cell builds all the same
+        run_ok(shell, "%%cython\n" + long_line + "\ndef long_first():\n    return len(x)\n")
+    assert shell.user_ns["long_first"]() == 150_000

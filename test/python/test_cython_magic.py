@@ -56,7 +56,7 @@ def test_cell_lines_equal_pyx_lines_and_absolute_path(shell):
     with open(res.pyx_path) as f:
         pyx = f.read().splitlines()
     cell = SUM_CELL.format(opts="").splitlines()
-    assert pyx[0] == ""  # the %%cython line, blanked
+    assert pyx[0] == ("" if cython_major() >= 3 else "# -*- coding: utf-8 -*-")  # stands for the %%cython line
     assert pyx[1:] == cell[1:]
     with open(res.c_path) as f:
         c_text = f.read()
@@ -312,11 +312,14 @@ def test_verbose_shows_commands_and_paths(shell, capsys):
     assert "gcc" in out or "cc " in out  # the compiler command line
 
 
-def test_pgo(shell):
+def test_pgo_trains_in_a_child_and_the_final_build_reads_the_profile(shell, tmp_path):
+    """gcc writes the instrumented module's counters when its process exits: the training runs
+    in a child process. -Werror=missing-profile makes the final build fail if it found no profile."""
+    trained_by = tmp_path / "trained-by"
     run_ok(
         shell,
-        textwrap.dedent("""\
-        %%cython --pgo
+        textwrap.dedent(f"""\
+        %%cython --pgo --compile-args=-Werror=missing-profile
         def work(int n):
             cdef long s = 0
             cdef int i
@@ -324,12 +327,37 @@ def test_pgo(shell):
                 s += i % 7
             return s
         if "_pgo_" in __name__:
+            import os
             for _ in range(20):
                 work(10000)
+            open({str(trained_by)!r}, "w").write(str(os.getpid()))
         """),
     )
     assert shell.user_ns["work"](14) == 42
-    assert not any(name.startswith("_pgo_") for name in os.listdir(last_result(shell).directory))
+    assert int(trained_by.read_text()) != os.getpid()  # trained in a child process
+    res = last_result(shell)
+    assert "profile count data file not found" not in res.output
+    assert not res.diagnostics
+    assert not any(name.startswith("_pgo_") or name == "pgo" for name in os.listdir(res.directory))
+
+
+def test_pgo_training_failure_is_a_clear_warning(shell, recorder):
+    run_ok(
+        shell,
+        textwrap.dedent("""\
+        %%cython --pgo
+        def still_works():
+            return 3
+        if "_pgo_" in __name__:
+            raise RuntimeError("the training exploded")
+        """),
+    )
+    assert shell.user_ns["still_works"]() == 3  # built without a profile
+    res = last_result(shell)
+    (warning,) = res.diagnostics
+    assert warning["severity"] == "warning" and warning["line"] == 1
+    assert warning["message"].startswith("--pgo: the training run failed (exit status 1")
+    assert "the training exploded" in res.output
 
 
 def test_debug_build_line_map(shell):

@@ -5,7 +5,7 @@ The phases of a build are in :mod:`.pipeline`; this module decides whether to bu
 
 Layout of the cache (see :mod:`.cache`)::
 
-    <cache>/<python tag>/<key>/NAME.pyx      the cell, with a blank first line
+    <cache>/<python tag>/<key>/NAME.pyx      the cell, line 1 standing for the %%cython line
                                NAME.c        generated C (or .cpp)
                                NAME<EXT>     the extension module
                                NAME.html     with -a
@@ -15,7 +15,8 @@ Layout of the cache (see :mod:`.cache`)::
 ``<key>`` is a hash of everything that changes the module. A build happens in a private
 temporary folder beside it and is published with one ``rename`` of the folder, so a
 second kernel compiling the same cell either wins the rename or throws its copy away;
-nobody ever sees a half-written module.
+nobody ever sees a half-written module. Nothing is loaded from an entry another user
+could have touched (:mod:`.cache`).
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import cache, pipeline, plugins
 from . import diagnostics as diag_mod
-from . import pipeline, plugins
-from .cache import cache_dir, remove_stale_builds
+from .cache import cache_dir
 from .pipeline import BuildFailed, BuildJob
 from .plugins import BuildPlugin
 from .sage import sage_config
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 EXT_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 _NUMPY_CIMPORT = re.compile(r"^\s*(?:cimport\s+numpy\b|from\s+numpy(?:\.\w+)*\s+cimport\b)", re.MULTILINE)
@@ -170,9 +171,18 @@ def _numpy_fingerprint(includes: list):
     return numpy.__version__  # numpy's C ABI changed with 2.0 under the same include path
 
 
+# Line 1 of the .pyx stands for the %%cython line, so .pyx line N is cell line N. On Cython
+# 0.29 it declares the encoding the file is written in, which keeps 0.29 from running its
+# encoding regex over line 2 (quadratic on a long run of word characters: 27 s for a
+# 150,000-character first code line). Cython 3 skips code lines there; it would also give
+# a comment on line 1 the module's own setup code (in -a and the line map), so it stays blank.
+PYX_FIRST_LINE_029 = "# -*- coding: utf-8 -*-"
+
+
 def pyx_source(cell: str) -> str:
-    """The cell as a .pyx: a blank line stands for the ``%%cython`` line, so line N == cell line N."""
-    return "\n" + (cell if cell.endswith("\n") else cell + "\n")
+    """The cell as a .pyx: line 1 stands for the ``%%cython`` line, so line N == cell line N."""
+    first = PYX_FIRST_LINE_029 if _cython_major() < 3 else ""
+    return first + "\n" + (cell if cell.endswith("\n") else cell + "\n")
 
 
 def compute_key(code: str, opts: BuildOptions, extra_includes: list, sage_fp, plugin_keys: dict | None = None) -> str:
@@ -262,32 +272,35 @@ class Builder:
         sage_fp = sage.fingerprint() if sage else None
         key = compute_key(code, opts, extra_includes, sage_fp, {p.name: material for p, material in active})
         name = opts.name or f"_cyscope_magic_{key[:32]}"
-        root = cache_dir()
-        final_dir = os.path.join(root, key)
-        so_path = os.path.join(final_dir, name + EXT_SUFFIX)
-
-        if os.path.exists(so_path):
-            result = self._describe(name, key, final_dir, so_path, cache_hit=True)
-        else:
-            job = BuildJob(
-                cell=cell,
-                code=code,
-                opts=opts,
-                magic_line=magic_line,
-                name=name,
-                key=key,
-                tmp_dir="",
-                final_dir=final_dir,
-                sage=sage,
-                extra_includes=extra_includes,
-                plugins=tuple(p for p, _ in active),
-            )
-            with _untracked():
-                result = self._build(job, root, show)
-        try:
-            result.module = _load(name, so_path)
-        except ImportError as exc:
-            raise self._load_error(exc, result, cell, magic_line, show) from None
+        tag_dir = cache_dir()
+        job = BuildJob(
+            cell=cell,
+            code=code,
+            opts=opts,
+            magic_line=magic_line,
+            name=name,
+            key=key,
+            tmp_dir="",
+            final_dir=os.path.join(tag_dir, key),
+            sage=sage,
+            extra_includes=extra_includes,
+            plugins=tuple(p for p, _ in active),
+        )
+        for attempt in (1, 2):
+            so_path = cache.trusted_module(tag_dir, key, name + EXT_SUFFIX)
+            if so_path is not None:
+                result = self._describe(name, key, job.final_dir, so_path, cache_hit=True)
+            else:
+                with _untracked():
+                    result = self._build(job, tag_dir, show)
+            try:
+                result.module = _load(name, result.so_path)
+                break
+            except ImportError as exc:
+                if result.cache_hit and attempt == 1:  # a damaged entry: build it again
+                    cache.set_aside(tag_dir, key, f"its module does not load: {exc}")
+                    continue
+                raise self._load_error(exc, result, cell, magic_line, show) from None
         for plugin, _ in active:
             try:
                 plugin.loaded(result)
@@ -298,12 +311,17 @@ class Builder:
         return result
 
     # ----------------------------------------------------------------- helpers
-    def _build(self, job: BuildJob, root: str, show) -> BuildResult:
-        remove_stale_builds(root)
-        job.tmp_dir = tempfile.mkdtemp(prefix=".build-", dir=root)
+    def _build(self, job: BuildJob, tag_dir: str, show) -> BuildResult:
+        cache.remove_stale_builds(tag_dir)
+        try:
+            job.tmp_dir = tempfile.mkdtemp(prefix=".build-", dir=tag_dir)
+        except OSError as exc:
+            message = f"cannot write in the cache folder {tag_dir}: {exc.strerror}"
+            raise CythonBuildError(message, [diag_mod.diagnostic("error", None, None, message, "cython")]) from None
         try:
             pipeline.build(job, EXT_SUFFIX)
         except BuildFailed as failure:
+            pipeline.keep_failed_build(job)
             raise self._failure(job, failure, show) from None
         finally:
             shutil.rmtree(job.tmp_dir, ignore_errors=True)  # gone already once published
@@ -316,13 +334,12 @@ class Builder:
     def _failure(job: BuildJob, failure: BuildFailed, show) -> CythonBuildError:
         diags, output = job.diagnostics, job.output
         if show is not None:
-            show(diag_mod.bundle(diags, output, False, job.name))
+            show(diag_mod.bundle(diags, output, False, job.name, failure.stage))
         if failure.message:
             return CythonBuildError(failure.message, diags, output)
         errors = [d for d in diags if d["severity"] == "error"]
         first = errors[0] if errors else None
-        summary = {"cython": "Cython", "ld": "linker", "cc": "C compiler"}.get(failure.stage, failure.stage)
-        msg = f"{summary} error"
+        msg = diag_mod.stage_error(failure.stage)
         if first is not None:
             where = f" at line {first['line']}" if first["line"] is not None else ""
             msg += f"{where}: {first['message']}"
@@ -364,5 +381,5 @@ class Builder:
             line = found[0] if found else None
         diags = [diag_mod.diagnostic("error", line, None, msg, "ld")]
         if show is not None:
-            show(diag_mod.bundle(diags, msg, False, result.module_name))
+            show(diag_mod.bundle(diags, msg, False, result.module_name, "load"))
         return CythonBuildError(f"the compiled module {result.module_name} could not be loaded", diags, msg)

@@ -1,7 +1,7 @@
 """Turning Cython, C compiler and linker output into diagnostics on cell lines.
 
 A diagnostic is ``{severity, line, column, message, source}``: ``line`` is the cell's
-line (1-based, the ``%%cython`` line is 1; the .pyx gets a blank first line so .pyx
+line (1-based, the ``%%cython`` line is 1; line 1 of the .pyx stands for it, so .pyx
 line N is cell line N), ``column`` 1-based or ``None``, ``source`` one of ``cython``,
 ``cc``, ``ld``.
 """
@@ -179,12 +179,73 @@ def parse_compiler(output: str, mapper: CellMapper, c_basename: str, link_failed
     return _dedupe(diags)
 
 
-def payload(diags: list[dict], output: str, ok: bool, module: str | None) -> dict:
-    return {"v": VERSION, "ok": ok, "module": module, "diagnostics": diags, "output": output}
+# The part of a build that failed (the payload's ``stage``): its headline, and the start
+# of the one-line error the cell fails with.
+STAGES = {
+    "cython": ("Cython compilation failed", "Cython error"),
+    "cc": ("C compilation failed", "C compiler error"),
+    "ld": ("Linking failed", "linker error"),
+    "oom": ("The build ran out of memory", "out of memory"),
+    "disk": ("The build could not be written", "cannot write the build"),
+    "load": ("The compiled module could not be loaded", "load error"),
+}
+
+# A compiler killed for memory, or told so: gcc's and the kernel OOM killer's words.
+_OOM = re.compile(
+    r"out of memory|virtual memory exhausted|cannot allocate memory|std::bad_alloc|"
+    r"Killed signal terminated program|signal 9 \[Killed\]",
+    re.IGNORECASE,
+)
+_DISK = re.compile(r"No space left on device|File too large|Disk quota exceeded|Read-only file system")
 
 
-def as_text(diags: list[dict], output: str, ok: bool) -> str:
-    head = "Cython compilation failed" if not ok else "Cython compilation succeeded with warnings"
+def stage_error(stage: str) -> str:
+    return STAGES.get(stage, (None, f"{stage} error"))[1]
+
+
+def classify_failure(output: str, stage: str) -> str:
+    """``oom`` or ``disk`` when the compiler's output says so, else ``stage`` unchanged."""
+    if _OOM.search(output):
+        return "oom"
+    if _DISK.search(output):
+        return "disk"
+    return stage
+
+
+def relocate(text: str, build_dir: str, final_dir: str) -> str:
+    """Paths in the build folder, as the compiler printed them, named where the files are kept."""
+    return text.replace(build_dir, final_dir) if build_dir else text
+
+
+def with_cell_lines(output: str, mapper: CellMapper, c_path: str) -> str:
+    """Every compiler line about the generated C (errors, warnings, notes, "In function" headers)
+    gets the cell line its C line comes from, when there is one."""
+    if not mapper.c_lines or not c_path:
+        return output
+    location = re.compile(re.escape(c_path) + r":(\d+)(?::(\d+))?:")
+
+    def mark(line: str) -> str:
+        m = location.search(line)
+        if not m:
+            return line
+        cell_line, _col = mapper.map_c_line(int(m.group(1)), None)
+        return f"{line} [cell line {cell_line}]" if cell_line is not None else line
+
+    return "\n".join(mark(line) for line in output.split("\n"))
+
+
+def payload(diags: list[dict], output: str, ok: bool, module: str | None, stage: str | None = None) -> dict:
+    data = {"v": VERSION, "ok": ok, "module": module, "diagnostics": diags, "output": output}
+    if not ok and stage:
+        data["stage"] = stage
+    return data
+
+
+def as_text(diags: list[dict], output: str, ok: bool, stage: str | None = None) -> str:
+    if ok:
+        head = "Cython compilation succeeded with warnings"
+    else:
+        head = STAGES.get(stage or "cython", (f"{stage} failed", None))[0]
     parts = [head + ":"]
     for d in diags:
         where = f"line {d['line']}" if d["line"] is not None else "(no cell line)"
@@ -198,5 +259,5 @@ def as_text(diags: list[dict], output: str, ok: bool) -> str:
     return "\n".join(parts) + "\n"
 
 
-def bundle(diags: list[dict], output: str, ok: bool, module: str | None) -> dict:
-    return {MIME_TYPE: payload(diags, output, ok, module), "text/plain": as_text(diags, output, ok)}
+def bundle(diags: list[dict], output: str, ok: bool, module: str | None, stage: str | None = None) -> dict:
+    return {MIME_TYPE: payload(diags, output, ok, module, stage), "text/plain": as_text(diags, output, ok, stage)}

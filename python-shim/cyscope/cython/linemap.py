@@ -46,6 +46,8 @@ def build_line_map(c_path: str, pyx_path: str) -> dict:
         c_lines = f.read().splitlines()
     lines: dict[str, list[int]] = {}
     for _comment, code_line, pyx_line in position_blocks(c_lines, os.path.basename(pyx_path)):
+        if pyx_line == 1:
+            continue  # the %%cython line: no code of the cell (0.29 puts the module's own setup there)
         targets = lines.setdefault(str(pyx_line), [])
         if code_line not in targets:
             targets.append(code_line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import keyword
 import os
 import sys
 
@@ -107,8 +108,8 @@ class CyscopeCythonMagics(Magics):
         """Compile a Cython cell, load it, and put its public names in the namespace (cyscope's %%cython)."""
         parser, plugin_dests = _parser()
         args = parser.parse_argstring(line)
-        if args.name is not None and not args.name.isidentifier():
-            raise UsageError(f"-n/--name: {args.name!r} is not a valid module name")
+        if args.name is not None:
+            _check_module_name(args.name)
         opts = BuildOptions.from_args(args, plugin_dests)
         if opts.annotate == "fullc" and self._cython_major() < 3:
             print("cyscope: --annotate-fullc needs Cython 3; producing the normal annotation", file=sys.stderr)
@@ -151,6 +152,20 @@ class CyscopeCythonMagics(Magics):
         data = annotation_mod.payload(lines, result.module_name, cell_line_count)
         data["html_path"] = os.path.abspath(result.html_path)
         _show(annotation_mod.bundle(data, html_text))
+
+
+MAX_NAME_LENGTH = 200  # NAME plus the longest suffix (.cpython-311-x86_64-linux-gnu.so) fits in a file name
+
+
+def _check_module_name(name: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"-n/--name: {name!r} is not a valid module name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise UsageError(f"-n/--name: the name is {len(name)} characters long; at most {MAX_NAME_LENGTH}")
+    existing = sys.modules.get(name)
+    if existing is not None and not hasattr(existing, "__cyscope_build__"):
+        # Loading the cell as `sys` or `__main__` would replace that module for everyone in the kernel.
+        raise UsageError(f"-n/--name: {name!r} is a module the kernel has already imported; choose another name")
 
 
 _BASE_DOC = CyscopeCythonMagics.cython.__doc__

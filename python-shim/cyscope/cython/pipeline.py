@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import annotation as annotation_mod
+from . import cache, pgo
 from . import diagnostics as diag_mod
-from . import pgo
 from .capture import capture_output
 from .compiler import build_ext_command, distutils, failure_kind
 from .linemap import write_line_map
@@ -37,7 +37,7 @@ class Stage:
 
     diagnostics: list = field(default_factory=list)
     output: str = ""
-    failed: str | None = None  # the part that failed: "cython", "cc", "ld", or a plugin's name
+    failed: str | None = None  # what failed: "cython", "cc", "ld", "oom", "disk", or a plugin's name
     artefact: str | None = None
     extension: Any = None  # the distutils Extension to compile, after Cython
 
@@ -56,7 +56,7 @@ class BuildJob:
     """One build: what it is for, where it happens, the settings its phases and plugins fill in."""
 
     cell: str
-    code: str  # the .pyx text: the cell with its %%cython line blanked
+    code: str  # the .pyx text: line 1 stands for the %%cython line, then the cell
     opts: BuildOptions
     magic_line: str
     name: str
@@ -92,9 +92,11 @@ class BuildJob:
         return ["%%cython " + self.magic_line, *self.code.splitlines()[1:]]
 
     def take(self, stage: Stage) -> Stage:
-        self.diagnostics += stage.diagnostics
+        """Collect a phase's findings (naming files where they are kept, not in the build folder)."""
+        for d in stage.diagnostics:
+            self.diagnostics.append({**d, "message": diag_mod.relocate(d["message"], self.tmp_dir, self.final_dir)})
         if stage.output:
-            self.outputs.append(stage.output)
+            self.outputs.append(diag_mod.relocate(stage.output, self.tmp_dir, self.final_dir))
         if stage.failed:
             raise BuildFailed(stage.failed)
         return stage
@@ -173,16 +175,22 @@ def run_cython(job: BuildJob, pyx: str) -> Stage:
     quiet = options.pop("quiet")
     aliases = job.sage.aliases if job.sage is not None else None
     stage = Stage()
+    problem = None
     with capture_output() as cap:
         try:
             with namespace_support() if job.sage is not None else contextlib.nullcontext():
                 stage.extension = cythonize_extension(ext, job.published(".pyx"), options, aliases, quiet)
         except CompileError:
             stage.failed = "cython"
+        except MemoryError:
+            stage.failed, problem = "oom", "Cython ran out of memory"
+        except OSError as exc:
+            stage.failed, problem = "disk", f"Cython could not write the generated C: {exc}"
     stage.output = cap.text
     stage.diagnostics = diag_mod.parse_cython(cap.text, job.name + ".pyx")
     if stage.failed and not _has_error(stage.diagnostics):
-        stage.diagnostics.append(diag_mod.diagnostic("error", None, None, "Cython compilation failed", "cython"))
+        problem = problem or "Cython compilation failed"
+        stage.diagnostics.append(diag_mod.diagnostic("error", None, None, problem, "cython"))
     if stage.extension is not None:
         stage.artefact = next((s for s in stage.extension.sources if s.endswith((".c", ".cpp"))), None)
         if stage.artefact and cython_major() < 3:
@@ -206,11 +214,15 @@ def compile_module(job: BuildJob, ext, c_path: str, ext_suffix: str) -> Stage:
     try:
         with capture_output() as cap:
             try:
+                flags = None
                 if job.opts.pgo:
                     # the instrumented build and its training run (the cell's module code)
                     # share this capture: their output is shown with the compiler's
-                    pgo.train(ext, job.name, job.tmp_dir, build_temp)
-                flags = pgo.use_flags(job.tmp_dir) if job.opts.pgo else None
+                    untrained = pgo.train(ext, job.name, job.tmp_dir, build_temp)
+                    if untrained:
+                        stage.diagnostics.append(diag_mod.diagnostic("warning", 1, None, untrained, "cc"))
+                    else:
+                        flags = pgo.use_flags(job.tmp_dir)
                 build_ext_command(ext, job.tmp_dir, build_temp, flags).run()
             except (CCompilerError, DistutilsError) as exc:
                 stage.failed = failure_kind(exc)
@@ -222,10 +234,13 @@ def compile_module(job: BuildJob, ext, c_path: str, ext_suffix: str) -> Stage:
     if cap.text.strip():  # reading the C file for the mapping only costs when there is something to map
         mapper = diag_mod.CellMapper(job.cell_lines, c_path, job.name + ".pyx", job.magic_line)
         link_failed = stage.failed == "ld"
-        stage.diagnostics = diag_mod.parse_compiler(cap.text, mapper, os.path.basename(c_path or ""), link_failed)
+        stage.diagnostics += diag_mod.parse_compiler(cap.text, mapper, os.path.basename(c_path or ""), link_failed)
+        stage.output = diag_mod.with_cell_lines(cap.text, mapper, c_path)
     if stage.failed and not _has_error(stage.diagnostics):
         what = "linking" if stage.failed == "ld" else "C compilation"
         stage.diagnostics.append(diag_mod.diagnostic("error", None, None, f"{what} failed (see output)", stage.failed))
+    if stage.failed:
+        stage.failed = diag_mod.classify_failure(cap.text, stage.failed)
     shutil.rmtree(build_temp, ignore_errors=True)
     if job.opts.pgo:
         pgo.remove_leftovers(job.tmp_dir)
@@ -256,18 +271,22 @@ def write_debug_line_map(job: BuildJob, c_path: str) -> str | None:
 
 
 def publish(job: BuildJob, module_path: str) -> None:
-    """Rename the build folder to its final name: nobody ever sees a half-written module.
-
-    Another kernel may have published the same key first: its module is the same cell
-    built the same way, so losing the rename is fine (the caller removes our copy).
-    """
+    """Rename the build folder to its key: nobody ever sees a half-written module."""
     if not os.path.exists(module_path):
         raise BuildFailed("cc", "the build produced no module")
+    cache.publish(job.tmp_dir, os.path.dirname(job.final_dir), job.key, os.path.basename(module_path))
+
+
+def keep_failed_build(job: BuildJob) -> None:
+    """Keep a failed build's files under its key, so the paths in its messages can be opened.
+
+    The entry has no module: the next run of the cell sets it aside and builds again.
+    """
     try:
-        os.rename(job.tmp_dir, job.final_dir)
+        shutil.rmtree(os.path.join(job.tmp_dir, "build"), ignore_errors=True)
+        cache.publish(job.tmp_dir, os.path.dirname(job.final_dir), job.key, None)
     except OSError:
-        if not os.path.exists(os.path.join(job.final_dir, os.path.basename(module_path))):
-            raise  # not a lost race: a real problem
+        pass  # the messages still say what went wrong
 
 
 # ----------------------------------------------------------------- helpers

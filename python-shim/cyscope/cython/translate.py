@@ -91,7 +91,8 @@ def cythonize_extension(ext, published_path: str, options: dict[str, Any], alias
     ``# distutils:`` lines of the source are applied to the Extension, the language
     picks ``.c`` or ``.cpp``, and the returned Extension lists the generated file in
     place of the ``.pyx``. Raises Cython's ``CompileError`` when the source has errors
-    (Cython has printed them to ``sys.stderr`` by then).
+    (Cython has printed them to ``sys.stderr`` by then); ``OSError`` (a full or read-only
+    disk) and ``MemoryError`` are left to the caller, which names them.
     """
     create_extension_list, Main, CompileError, PyrexError, FileSourceDescriptor = _cython()
     options = dict(options)
@@ -114,7 +115,7 @@ def cythonize_extension(ext, published_path: str, options: dict[str, Any], alias
     try:
         result = Main.run_pipeline(pyx, chosen, module.name, context)
         failed = result.num_errors > 0
-    except (OSError, PyrexError) as exc:
+    except PyrexError as exc:
         sys.stderr.write(f"{exc}\n")
         failed = True
     if failed:
