@@ -80,7 +80,8 @@ export function parseDiagnostics(data: unknown): Parsed<IDiagnostics> {
         message: x.message,
         source: x.source
       })),
-      output: payload.output
+      output: payload.output,
+      ...(payload.stage === undefined ? {} : { stage: payload.stage })
     };
   });
 }

@@ -33,6 +33,19 @@ function transOf(options: IRenderMime.IRendererOptions): Trans {
   return options.translator?.load(TRANSLATION_DOMAIN) ?? plainTrans;
 }
 
+/** What failed, by the payload's optional `stage` (a plugin's name is shown as it is). */
+function stageName(t: Trans, stage: string): string {
+  const names: Record<string, string> = {
+    cython: 'Cython',
+    cc: t.__('C compiler'),
+    ld: t.__('linker'),
+    oom: t.__('out of memory'),
+    disk: t.__('could not write the build'),
+    load: t.__('the module did not load')
+  };
+  return names[stage] ?? stage;
+}
+
 abstract class PayloadRenderer<T>
   extends Widget
   implements IRenderMime.IRenderer
@@ -89,6 +102,7 @@ export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
     const errors = payload.diagnostics.filter(d => d.severity === 'error');
     const warnings = payload.diagnostics.length - errors.length;
     this.toggleClass('cyscope-mod-failed', !payload.ok);
+    const stage = payload.stage ? stageName(t, payload.stage) : '';
     const counts = [
       errors.length ? t._n('%1 error', '%1 errors', errors.length) : '',
       warnings ? t._n('%1 warning', '%1 warnings', warnings) : ''
@@ -99,9 +113,13 @@ export class DiagnosticsRenderer extends PayloadRenderer<IDiagnostics> {
       ? counts
         ? t.__('Cython: compiled with %1', counts)
         : t.__('Cython: compiled')
-      : counts
-        ? t.__('Cython: build failed: %1', counts)
-        : t.__('Cython: build failed');
+      : stage
+        ? counts
+          ? t.__('Cython: build failed (%1): %2', stage, counts)
+          : t.__('Cython: build failed (%1)', stage)
+        : counts
+          ? t.__('Cython: build failed: %1', counts)
+          : t.__('Cython: build failed');
     this.node.appendChild(
       element('div', 'cyscope-Diagnostics-summary', summary)
     );

@@ -71,7 +71,7 @@ describe('diagnostics renderer', () => {
     expect(node.classList.contains('cyscope-mod-failed')).toBe(true);
     expect(
       node.querySelector('.cyscope-Diagnostics-summary')?.textContent
-    ).toBe('Cython: build failed: 1 error, 1 warning');
+    ).toBe('Cython: build failed (C compiler): 1 error, 1 warning');
     const entries = [
       ...node.querySelectorAll<HTMLElement>('.cyscope-Diagnostics-entry')
     ];
@@ -106,6 +106,24 @@ describe('diagnostics renderer', () => {
     expect(entries[1].textContent).toBe(
       'outside the cell: error: linking failed (see output)'
     );
+  });
+
+  it.each([
+    ['oom', 'Cython: build failed (out of memory): 1 error'],
+    ['probes', 'Cython: build failed (probes): 1 error'],
+    [undefined, 'Cython: build failed: 1 error']
+  ])('names the failed stage %s in the summary', async (stage, summary) => {
+    const [cython] = fixture('diagnostics-valid.json');
+    const payload = { ...cython, stage };
+    if (stage === undefined) {
+      delete payload.stage; // a kernel from before the field
+    }
+    const renderer = await render(diagnosticsRendererFactory, {
+      [DIAGNOSTICS_MIME]: payload
+    });
+    expect(
+      renderer.node.querySelector('.cyscope-Diagnostics-summary')?.textContent
+    ).toBe(summary);
   });
 
   it('says when warnings alone compiled', async () => {
