@@ -108,7 +108,7 @@ class KernelDebugger:
         except OSError:
             return None, None
         body = raw.lstrip().split("\n", 1)[1] if "\n" in raw.lstrip() else ""
-        if body.rstrip() != pyx[1:].rstrip():
+        if body.rstrip() != pyx.split("\n", 1)[-1].rstrip():  # line 1 of the .pyx stands for %%cython
             return None, None
         try:
             from ipykernel.compiler import get_file_name
