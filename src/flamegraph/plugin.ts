@@ -1,7 +1,8 @@
 /**
  * Inline flamegraphs: plugin wiring only. Registers the output renderer of
  * the flamegraph payload, and answers its "go to this cell's line" events
- * in every notebook (./cellLines).
+ * in every notebook (./cellLines); adds a row action and export buttons to
+ * the memory panel (./panelActions).
  */
 import {
   JupyterFrontEnd,
@@ -10,15 +11,19 @@ import {
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
+import { IMemoryPanelExtensions } from '../tokens';
+
 import { answerCellLineEvents } from './cellLines';
+import { addPanelActions } from './panelActions';
 import { flamegraphRendererFactory, RENDERER_RANK } from './renderer';
 
 export const FLAMEGRAPH_PLUGIN_ID = 'jupyterlab-cyscope:flamegraph';
 
 function activate(
-  _app: JupyterFrontEnd,
+  app: JupyterFrontEnd,
   notebooks: INotebookTracker,
-  rendermime: IRenderMimeRegistry
+  rendermime: IRenderMimeRegistry,
+  memoryPanel: IMemoryPanelExtensions | null
 ): void {
   rendermime.addFactory(flamegraphRendererFactory, RENDERER_RANK);
   const watch = (panel: NotebookPanel) => {
@@ -27,6 +32,9 @@ function activate(
   };
   notebooks.forEach(watch);
   notebooks.widgetAdded.connect((_, panel) => watch(panel));
+  if (memoryPanel) {
+    addPanelActions(app, memoryPanel);
+  }
 }
 
 const flamegraphPlugin: JupyterFrontEndPlugin<void> = {
@@ -35,6 +43,7 @@ const flamegraphPlugin: JupyterFrontEndPlugin<void> = {
     'Inline flamegraphs of where a cell’s memory went (%%memory, %memory_flamegraph, a report as a value).',
   autoStart: true,
   requires: [INotebookTracker, IRenderMimeRegistry],
+  optional: [IMemoryPanelExtensions],
   activate
 };
 

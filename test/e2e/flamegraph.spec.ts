@@ -13,6 +13,7 @@ import * as path from 'path';
 import {
   expect,
   notebookJson,
+  openMemoryPanel,
   openNotebook,
   runCell,
   saveShot,
@@ -101,7 +102,11 @@ function widestPath(data: any): string[] {
 
 async function cursor(page: Page): Promise<{ cell: number; line: number }> {
   return page.evaluate(() => {
-    const nb = (window as any).jupyterapp.shell.currentWidget.content;
+    const app = (window as any).jupyterapp;
+    const panel = [...app.shell.widgets('main')].find(
+      (w: any) => w.context?.path === 'flamegraph.ipynb'
+    );
+    const nb = panel.content;
     const pos = nb.activeCell.editor.getCursorPosition();
     return { cell: nb.activeCellIndex, line: pos.line + 1 };
   });
@@ -121,7 +126,20 @@ async function setTheme(page: Page, theme: string): Promise<void> {
   );
 }
 
-test('a %%memory flamegraph: widest frame, click to the line, search, reload', async ({
+/** Text of a file the page downloads when `click` runs. */
+async function downloaded(
+  page: Page,
+  click: () => Promise<void>
+): Promise<[string, string]> {
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    click()
+  ]);
+  const file = await download.path();
+  return [download.suggestedFilename(), fs.readFileSync(file!, 'utf8')];
+}
+
+test('a %%memory flamegraph: widest frame, click to the line, search, panel action, exports, reload', async ({
   page,
   server,
   consoleErrors
@@ -162,6 +180,10 @@ test('a %%memory flamegraph: widest frame, click to the line, search, reload', a
     `grow · cell [${build}] line ${GROW_LINE}`
   );
   await expect(tooltip).toContainText('of the total');
+  // For the docs: the tooltip of the Python helper's line, at the right.
+  const width = (await canvas.boundingBox())!.width;
+  await canvas.hover({ position: { x: width * 0.97, y: 2 * ROW + ROW / 2 } });
+  await expect(tooltip).toContainText('table · cell [');
   saveShot('flamegraph-light.png', await chart.screenshot());
 
   // Search finds it, with its share of the total.
@@ -186,14 +208,91 @@ test('a %%memory flamegraph: widest frame, click to the line, search, reload', a
     .poll(async () => (await canvas.screenshot()).equals(before))
     .toBe(false);
   await chart.locator('.cyscope-Flamegraph-breadcrumb button').first().click();
-  await canvas.hover({ position: { x: 5, y: 2 * ROW + ROW / 2 } });
+  await search.fill('table');
+  await expect(chart.locator('.cyscope-Flamegraph-searchResult')).toContainText(
+    'frame'
+  );
+  await page.mouse.move(0, 0);
   saveShot('flamegraph-dark.png', await chart.screenshot());
+  await search.fill('');
   await setTheme(page, 'JupyterLab Light');
 
-  // Saved and reloaded: the output draws again from the notebook file.
-  await page.evaluate(() =>
-    (window as any).jupyterapp.commands.execute('docmanager:save')
+  // The memory panel's row action opens the same cell's flamegraph beside
+  // the notebook, from the kernel's history: nothing runs again.
+  await openMemoryPanel(page);
+  const row = page.locator(
+    `#cyscope-memory-panel tr[data-execution-count="${measured}"]`
   );
+  await expect(row).toBeVisible();
+  const rowsBefore = await page
+    .locator('#cyscope-memory-panel tr[data-execution-count]')
+    .count();
+  await row.locator('button[data-action="flamegraph"]').click();
+  const panel = page.locator('.cyscope-FlamegraphPanel');
+  await expect(panel.locator('.cyscope-Flamegraph-title')).toHaveText(
+    `cell [${measured}] · peak`
+  );
+  await expect(
+    page.locator('.lm-TabBar-tab', {
+      hasText: `Flamegraph · cell [${measured}]`
+    })
+  ).toBeVisible();
+  await panel
+    .locator('canvas')
+    .hover({ position: { x: 5, y: 2 * ROW + ROW / 2 } });
+  await expect(panel.locator('.cyscope-Flamegraph-tooltip')).toContainText(
+    `grow · cell [${build}] line ${GROW_LINE}`
+  );
+  saveShot('flamegraph-panel.png', await page.screenshot());
+  await panel.locator('[role="tab"]', { hasText: 'Leaks' }).click();
+  await expect(panel.locator('.cyscope-Flamegraph-title')).toHaveText(
+    `cell [${measured}] · leaks`
+  );
+  await page.waitForTimeout(500);
+  expect(
+    await page.locator('#cyscope-memory-panel tr[data-execution-count]').count()
+  ).toBe(rowsBefore);
+  // A cell frame clicked there goes to the notebook's cell line too.
+  await panel
+    .locator('canvas')
+    .click({ position: { x: 5, y: 2 * ROW + ROW / 2 } });
+  await expect.poll(() => cursor(page)).toEqual({ cell: 0, line: GROW_LINE });
+
+  // Exports from the panel's toolbar.
+  const toolbar = page.locator('#cyscope-memory-panel');
+  // JupyterLab's toolbar buttons are <jp-button>s named by their label.
+  const exportButton = (label: string) =>
+    toolbar.locator(`.jp-ToolbarButtonComponent[aria-label="${label}"]`);
+  const [csvName, csv] = await downloaded(page, () =>
+    exportButton('CSV').click()
+  );
+  expect(csvName).toMatch(/^flamegraph-cells-.*\.csv$/);
+  expect(csv.split('\r\n')[0]).toMatch(/^execution_count,cell_id,/);
+  expect(csv).toContain(`\r\n${measured},`);
+  const [ssName, ss] = await downloaded(page, () =>
+    exportButton('speedscope').click()
+  );
+  expect(ssName).toMatch(/\.speedscope\.json$/);
+  const speedscope = JSON.parse(ss);
+  expect(speedscope.profiles.map((p: any) => p.name)).toContain(
+    `cell [${measured}] (peak)`
+  );
+  const [, folded] = await downloaded(page, () =>
+    exportButton('folded').click()
+  );
+  expect(folded).toContain(
+    `cell [${measured}] line 4;grow · cell [${build}] line ${GROW_LINE} `
+  );
+
+  // Saved and reloaded: the output draws again from the notebook file.
+  await page.evaluate(async () => {
+    const app = (window as any).jupyterapp;
+    for (const widget of app.shell.widgets('main')) {
+      if (widget.context?.path === 'flamegraph.ipynb') {
+        await widget.context.save();
+      }
+    }
+  });
   await page.reload();
   await page.waitForSelector('.jp-NotebookPanel .jp-Cell', { timeout: 60000 });
   await expect(flamegraphOf(page, 2)).toBeVisible();
