@@ -28,8 +28,8 @@ export interface IChartHandlers {
 }
 
 export const ROW_HEIGHT = 18;
-/** Boxes narrower than this many CSS pixels are not drawn. */
-export const MIN_BOX_PX = 0.5;
+/** Boxes narrower than one device pixel are not drawn (nor their subtrees). */
+export const MIN_BOX_DEVICE_PX = 1;
 
 export class FlameChart {
   /** The scrolling element to put in the page. */
@@ -147,6 +147,7 @@ export class FlameChart {
       this._orientation === 'icicle'
         ? Math.min(scrolledRows, maxFirst)
         : Math.max(0, maxFirst - scrolledRows);
+    const dpr = window.devicePixelRatio || 1;
     this._view = {
       width,
       height,
@@ -154,9 +155,8 @@ export class FlameChart {
       focus: this._focus,
       orientation: this._orientation,
       firstRow,
-      minWidth: MIN_BOX_PX
+      minWidth: MIN_BOX_DEVICE_PX / dpr
     };
-    const dpr = window.devicePixelRatio || 1;
     const pixelWidth = Math.round(width * dpr);
     const pixelHeight = Math.round(height * dpr);
     if (
@@ -243,6 +243,6 @@ export class FlameChart {
     focus: 0,
     orientation: 'icicle',
     firstRow: 0,
-    minWidth: MIN_BOX_PX
+    minWidth: MIN_BOX_DEVICE_PX
   };
 }
