@@ -1,5 +1,6 @@
 /** Words and figures the flamegraph shows (tooltips, summaries, ARIA). */
 import { formatBytes } from '../format';
+import { plainTrans, Trans } from '../i18n';
 import { FlameTree } from './tree';
 
 export { formatBytes };
@@ -10,10 +11,6 @@ export function percent(part: number, whole: number): string {
   }
   const p = (100 * part) / whole;
   return `${p >= 10 || p === 0 ? p.toFixed(1) : p.toPrecision(2)}%`;
-}
-
-function plural(n: number, word: string): string {
-  return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 }
 
 /** Where the frame's code is, for a tooltip ('' when the label says it). */
@@ -27,19 +24,34 @@ export function whereOf(tree: FlameTree, i: number): string {
 }
 
 /** The lines of a node's tooltip. */
-export function describe(tree: FlameTree, i: number): string[] {
+export function describe(
+  tree: FlameTree,
+  i: number,
+  t: Trans = plainTrans
+): string[] {
   const total = tree.value[0];
   const v = tree.value[i];
+  const count = Math.round(tree.count[i]);
   const lines = [
     tree.label(i),
-    `${formatBytes(v)}, ${percent(v, total)} of the total`,
-    `self ${formatBytes(tree.self[i])} · ${plural(Math.round(tree.count[i]), 'allocation')}`
+    t.__('%1, %2 of the total', formatBytes(v), percent(v, total)),
+    t._n(
+      'self %2 · %1 allocation',
+      'self %2 · %1 allocations',
+      count,
+      formatBytes(tree.self[i])
+    )
   ];
   if (tree.base) {
     const b = tree.base[i];
     const change = v - b;
     lines.push(
-      `before: ${formatBytes(b)} (${change >= 0 ? '+' : '−'}${formatBytes(Math.abs(change))})`
+      t.__(
+        'before: %1 (%2%3)',
+        formatBytes(b),
+        change >= 0 ? '+' : '−',
+        formatBytes(Math.abs(change))
+      )
     );
   }
   const where = whereOf(tree, i);
@@ -54,7 +66,18 @@ export function describe(tree: FlameTree, i: number): string[] {
 }
 
 /** One sentence for screen readers. */
-export function announce(tree: FlameTree, i: number): string {
+export function announce(
+  tree: FlameTree,
+  i: number,
+  t: Trans = plainTrans
+): string {
   const total = tree.value[0];
-  return `${tree.label(i)}: ${formatBytes(tree.value[i])}, ${percent(tree.value[i], total)} of the total, self ${formatBytes(tree.self[i])}, depth ${tree.level[i]}`;
+  return t.__(
+    '%1: %2, %3 of the total, self %4, depth %5',
+    tree.label(i),
+    formatBytes(tree.value[i]),
+    percent(tree.value[i], total),
+    formatBytes(tree.self[i]),
+    tree.level[i]
+  );
 }

@@ -7,26 +7,33 @@
 import type { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
+import { plainTrans, Trans } from '../i18n';
 import { cellFlamegraphExpression, evaluate, FlameView } from './kernelSource';
 import { FLAMEGRAPH_MIME, parseFlamegraph } from './payload';
 import { answerCellLineEvents } from './cellLines';
 import { FlamegraphView } from './view';
 
-const VIEWS: { view: FlameView; label: string }[] = [
-  { view: 'peak', label: 'Peak' },
-  { view: 'leaks', label: 'Leaks' }
+const VIEWS: { view: FlameView; label: (t: Trans) => string }[] = [
+  { view: 'peak', label: t => t.__('Peak') },
+  { view: 'leaks', label: t => t.__('Leaks') }
 ];
 
 export class FlamegraphPanel extends Widget {
   constructor(
     readonly notebook: NotebookPanel,
-    readonly executionCount: number
+    readonly executionCount: number,
+    private readonly _t: Trans = plainTrans
   ) {
     super();
+    const t = _t;
     this.id = `cyscope-flamegraph-${notebook.id}-${executionCount}`;
     this.addClass('cyscope-FlamegraphPanel');
-    this.title.label = `Flamegraph · cell [${executionCount}]`;
-    this.title.caption = `Memory of cell [${executionCount}] of ${notebook.context.path}`;
+    this.title.label = t.__('Flamegraph · cell [%1]', executionCount);
+    this.title.caption = t.__(
+      'Memory of cell [%1] of %2',
+      executionCount,
+      notebook.context.path
+    );
     this.title.closable = true;
     const tabs = document.createElement('div');
     tabs.className = 'cyscope-FlamegraphPanel-tabs';
@@ -35,7 +42,7 @@ export class FlamegraphPanel extends Widget {
       const tab = document.createElement('button');
       tab.type = 'button';
       tab.className = 'cyscope-Flamegraph-button';
-      tab.textContent = label;
+      tab.textContent = label(t);
       tab.dataset.view = view;
       tab.setAttribute('role', 'tab');
       tab.addEventListener('click', () => void this.showView(view));
@@ -63,7 +70,16 @@ export class FlamegraphPanel extends Widget {
     this._wanted = view;
     let loaded = this._views.get(view);
     if (!loaded) {
-      this._status.textContent = `Asking the kernel for cell [${this.executionCount}]’s ${view} flamegraph…`;
+      this._status.textContent =
+        view === 'peak'
+          ? this._t.__(
+              'Asking the kernel for the peak flamegraph of cell [%1]…',
+              this.executionCount
+            )
+          : this._t.__(
+              'Asking the kernel for the leaks flamegraph of cell [%1]…',
+              this.executionCount
+            );
       loaded = await this._load(view);
       this._views.set(view, loaded);
     }
@@ -106,20 +122,29 @@ export class FlamegraphPanel extends Widget {
   private async _load(view: FlameView): Promise<FlamegraphView | string> {
     const kernel = this.notebook.sessionContext.session?.kernel;
     if (!kernel) {
-      return 'The notebook has no kernel: its flamegraphs went with it.';
+      return this._t.__(
+        'The notebook has no kernel: its flamegraphs went with it.'
+      );
     }
     const answer = await evaluate(
       kernel,
       cellFlamegraphExpression(this.executionCount, view)
     );
     if (!answer.ok) {
-      return `No flamegraph for cell [${this.executionCount}]: ${answer.error}`;
+      return this._t.__(
+        'No flamegraph for cell [%1]: %2',
+        this.executionCount,
+        answer.error
+      );
     }
     const parsed = parseFlamegraph(answer.data[FLAMEGRAPH_MIME]);
     if (!parsed.ok) {
       return parsed.error;
     }
-    return new FlamegraphView(parsed.value, { maxHeight: 4000 });
+    return new FlamegraphView(parsed.value, {
+      maxHeight: 4000,
+      trans: this._t
+    });
   }
 
   private _status = document.createElement('div');

@@ -11,6 +11,7 @@ import { LabIcon, ToolbarButton } from '@jupyterlab/ui-components';
 import type { IDisposable } from '@lumino/disposable';
 import type { Widget } from '@lumino/widgets';
 
+import { plainTrans, Trans } from '../i18n';
 import type { ICellRecord } from '../protocol';
 import { download, rowsToCsv } from './exports';
 import {
@@ -52,7 +53,8 @@ export const flamegraphIcon = new LabIcon({
 export function openCellFlamegraph(
   app: JupyterFrontEnd,
   notebook: NotebookPanel,
-  executionCount: number
+  executionCount: number,
+  t: Trans = plainTrans
 ): FlamegraphPanel {
   const id = `cyscope-flamegraph-${notebook.id}-${executionCount}`;
   for (const widget of app.shell.widgets('main')) {
@@ -61,7 +63,7 @@ export function openCellFlamegraph(
       return widget;
     }
   }
-  const panel = new FlamegraphPanel(notebook, executionCount);
+  const panel = new FlamegraphPanel(notebook, executionCount, t);
   app.shell.add(panel, 'main', { mode: 'split-right', ref: notebook.id });
   app.shell.activateById(panel.id);
   void panel.showView('peak');
@@ -75,12 +77,13 @@ function stamp(): string {
 async function exportStacks(
   seams: IPanelSeams,
   format: ExportFormat,
+  t: Trans,
   report: (message: string) => void
 ): Promise<void> {
   const notebook = seams.current?.notebook;
   const kernel = notebook?.sessionContext.session?.kernel;
   if (!notebook || !kernel) {
-    report('Open a notebook with a running kernel to export its stacks.');
+    report(t.__('Open a notebook with a running kernel to export its stacks.'));
     return;
   }
   const answer = await evaluate(
@@ -88,7 +91,7 @@ async function exportStacks(
     historyExportExpression(format, 'peak')
   );
   if (!answer.ok) {
-    report(`Could not export: ${answer.error}`);
+    report(t.__('Could not export the stacks: %1', answer.error));
     return;
   }
   const base = notebook.context.path
@@ -114,17 +117,18 @@ async function exportStacks(
 export function addPanelActions(
   app: JupyterFrontEnd,
   seams: IPanelSeams,
+  t: Trans = plainTrans,
   report: (message: string) => void = message => console.warn(message)
 ): void {
   seams.addRowAction({
     id: 'flamegraph',
-    label: 'Flamegraph of this cell (peak and leaks)',
+    label: t.__('Flamegraph of this cell (peak and leaks)'),
     icon: flamegraphIcon,
     isVisible: record => record.memory !== null,
     execute: record => {
       const notebook = seams.current?.notebook;
       if (notebook) {
-        openCellFlamegraph(app, notebook, record.execution_count);
+        openCellFlamegraph(app, notebook, record.execution_count, t);
       }
     }
   });
@@ -141,19 +145,19 @@ export function addPanelActions(
   button(
     'cyscope-export-speedscope',
     'speedscope',
-    'Download every cell’s stacks (peak) as a speedscope file',
-    () => void exportStacks(seams, 'speedscope', report)
+    t.__('Download every cell’s stacks (peak) as a speedscope file'),
+    () => void exportStacks(seams, 'speedscope', t, report)
   );
   button(
     'cyscope-export-folded',
     'folded',
-    'Download every cell’s stacks (peak) as folded stacks',
-    () => void exportStacks(seams, 'folded', report)
+    t.__('Download every cell’s stacks (peak) as folded stacks'),
+    () => void exportStacks(seams, 'folded', t, report)
   );
   button(
     'cyscope-export-csv',
     'CSV',
-    'Download the rows of this table as CSV',
+    t.__('Download the rows of this table as CSV'),
     () => {
       const current = seams.current;
       if (current) {

@@ -9,8 +9,11 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { Notification } from '@jupyterlab/apputils';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ITranslator } from '@jupyterlab/translation';
 
+import { plainTrans, TRANSLATION_DOMAIN } from '../i18n';
 import { IMemoryPanelExtensions } from '../tokens';
 
 import { answerCellLineEvents } from './cellLines';
@@ -23,8 +26,10 @@ function activate(
   app: JupyterFrontEnd,
   notebooks: INotebookTracker,
   rendermime: IRenderMimeRegistry,
-  memoryPanel: IMemoryPanelExtensions | null
+  memoryPanel: IMemoryPanelExtensions | null,
+  translator: ITranslator | null
 ): void {
+  const trans = translator?.load(TRANSLATION_DOMAIN) ?? plainTrans;
   rendermime.addFactory(flamegraphRendererFactory, RENDERER_RANK);
   const watch = (panel: NotebookPanel) => {
     const stop = answerCellLineEvents(panel.content.node, () => panel);
@@ -33,7 +38,9 @@ function activate(
   notebooks.forEach(watch);
   notebooks.widgetAdded.connect((_, panel) => watch(panel));
   if (memoryPanel) {
-    addPanelActions(app, memoryPanel);
+    addPanelActions(app, memoryPanel, trans, message =>
+      Notification.warning(message, { autoClose: 8000 })
+    );
   }
 }
 
@@ -43,7 +50,7 @@ const flamegraphPlugin: JupyterFrontEndPlugin<void> = {
     'Inline flamegraphs of where a cell’s memory went (%%memory, %memory_flamegraph, a report as a value).',
   autoStart: true,
   requires: [INotebookTracker, IRenderMimeRegistry],
-  optional: [IMemoryPanelExtensions],
+  optional: [IMemoryPanelExtensions, ITranslator],
   activate
 };
 

@@ -8,6 +8,7 @@ import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
+import { plainTrans, Trans, TRANSLATION_DOMAIN } from '../i18n';
 import { FLAMEGRAPH_MIME, parseFlamegraph } from './payload';
 import { FlamegraphView } from './view';
 
@@ -25,7 +26,7 @@ export class FlamegraphRenderer
   extends Widget
   implements IRenderMime.IRenderer
 {
-  constructor() {
+  constructor(private readonly _trans: Trans = plainTrans) {
     super();
     this.addClass('cyscope-FlamegraphOutput');
   }
@@ -42,7 +43,7 @@ export class FlamegraphRenderer
     const parsed = parseFlamegraph(model.data[FLAMEGRAPH_MIME]);
     this.toggleClass('cyscope-mod-malformed', !parsed.ok);
     if (parsed.ok) {
-      this._view = new FlamegraphView(parsed.value);
+      this._view = new FlamegraphView(parsed.value, { trans: this._trans });
       this.node.appendChild(this._view.node);
       if (this.isAttached) {
         this._view.render();
@@ -84,5 +85,8 @@ export const flamegraphRendererFactory: IRenderMime.IRendererFactory = {
   safe: true,
   mimeTypes: [FLAMEGRAPH_MIME],
   defaultRank: RENDERER_RANK,
-  createRenderer: () => new FlamegraphRenderer()
+  createRenderer: options =>
+    new FlamegraphRenderer(
+      options.translator?.load(TRANSLATION_DOMAIN) ?? plainTrans
+    )
 };

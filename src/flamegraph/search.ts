@@ -15,7 +15,7 @@ export interface ISearchResult {
   value: number;
   /** value / the root's value. */
   share: number;
-  /** A problem with the query (an invalid regular expression), or null. */
+  /** Why the query is not a regular expression (the engine's words), or null. */
   error: string | null;
 }
 
@@ -50,7 +50,7 @@ export function search(
       'i'
     );
   } catch (error) {
-    return none(`not a regular expression: ${(error as Error).message}`);
+    return none((error as Error).message);
   }
   const test = (label: string) => pattern.test(label);
   const labels = tree.frames.label;

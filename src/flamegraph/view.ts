@@ -14,6 +14,7 @@ import { IFlameData } from './payload';
 import { search } from './search';
 import { KINDS, readTheme } from './theme';
 import { calleesOf, callersOf, expandRuns, FlameTree } from './tree';
+import { plainTrans, Trans } from '../i18n';
 
 export { CELL_LINE_EVENT };
 
@@ -30,24 +31,42 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-const KIND_NAMES: Record<string, string> = {
-  cell: 'cell code',
-  python: 'Python',
-  cython: 'Cython',
-  native: 'native',
-  other: 'merged small frames',
-  root: 'total'
-};
+function kindName(t: Trans, kind: string): string {
+  switch (kind) {
+    case 'cell':
+      return t.__('cell code');
+    case 'python':
+      return t.__('Python');
+    case 'cython':
+      return t.__('Cython');
+    case 'native':
+      return t.__('native');
+    case 'other':
+      return t.__('merged small frames');
+    default:
+      return t.__('total');
+  }
+}
 
-const VIEW_NAMES: Record<string, string> = {
-  peak: 'live at the peak',
-  leaks: 'still alive at the end',
-  allocated: 'everything allocated'
-};
+/** "102 MiB live at the peak": the total and what the view counts. */
+function totalOf(t: Trans, view: string, bytes: string): string {
+  switch (view) {
+    case 'peak':
+      return t.__('%1 live at the peak', bytes);
+    case 'leaks':
+      return t.__('%1 still alive at the end', bytes);
+    case 'allocated':
+      return t.__('%1 allocated in all', bytes);
+    default:
+      return t.__('%1 (%2)', bytes, view);
+  }
+}
 
 export interface IViewOptions {
   /** Largest height of a chart, in CSS pixels. */
   maxHeight?: number;
+  /** JupyterLab's translation bundle for cyscope (default: English). */
+  trans?: Trans;
 }
 
 export class FlamegraphView {
@@ -58,11 +77,15 @@ export class FlamegraphView {
     options: IViewOptions = {}
   ) {
     this._maxHeight = options.maxHeight;
+    this._t = options.trans ?? plainTrans;
     this._collapsed = FlameTree.fromData(data);
     this._tree = this._collapsed;
     this.node = el('div', 'cyscope-Flamegraph');
     this.node.setAttribute('role', 'region');
-    this.node.setAttribute('aria-label', `Flamegraph: ${data.title}`);
+    this.node.setAttribute(
+      'aria-label',
+      this._t.__('Flamegraph: %1', data.title)
+    );
     this.node.append(
       this._header(),
       this._toolbar(),
@@ -136,10 +159,14 @@ export class FlamegraphView {
 
   setOrientation(o: Orientation): void {
     this._main.orientation = o;
-    this._orientationButton.textContent = o === 'icicle' ? 'Icicle' : 'Flame';
+    const t = this._t;
+    this._orientationButton.textContent =
+      o === 'icicle' ? t.__('Icicle') : t.__('Flame');
     this._orientationButton.setAttribute(
       'aria-label',
-      `Orientation: ${o === 'icicle' ? 'icicle, the root on top' : 'flame, the root at the bottom'}; switch`
+      o === 'icicle'
+        ? t.__('Orientation: icicle, the root on top; switch')
+        : t.__('Orientation: flame, the root at the bottom; switch')
     );
     this.render();
   }
@@ -156,13 +183,13 @@ export class FlamegraphView {
         el(
           'div',
           'cyscope-Flamegraph-chartTitle',
-          `Callers of ${this._tree.label(node)}`
+          this._t.__('Callers of %1', this._tree.label(node))
         ),
         this._sandwich[0].node,
         el(
           'div',
           'cyscope-Flamegraph-chartTitle',
-          `What ${this._tree.label(node)} calls`
+          this._t.__('What %1 calls', this._tree.label(node))
         ),
         this._sandwich[1].node
       );
@@ -184,8 +211,8 @@ export class FlamegraphView {
     this._tree = expand ? expandRuns(this._collapsed) : this._collapsed;
     this._main.tree = this._tree;
     this._runsButton.textContent = expand
-      ? 'Native frames: all'
-      : 'Native frames: runs';
+      ? this._t.__('Native frames: all')
+      : this._t.__('Native frames: runs');
     this._runsButton.setAttribute('aria-pressed', String(expand));
     this.render();
     this._runSearch();
@@ -201,22 +228,27 @@ export class FlamegraphView {
 
   private _header(): HTMLElement {
     const d = this.data;
+    const t = this._t;
     const header = el('div', 'cyscope-Flamegraph-header');
     header.append(el('span', 'cyscope-Flamegraph-title', d.title));
     const bits = [
-      `${formatBytes(d.total)} ${VIEW_NAMES[d.view] ?? d.view}`,
-      d.exact ? 'every allocation' : 'sampled stacks'
+      totalOf(t, d.view, formatBytes(d.total)),
+      d.exact ? t.__('every allocation') : t.__('sampled stacks')
     ];
     if (d.totals && d.totals.peak_bytes !== undefined) {
-      bits.push(`peak ${formatBytes(d.totals.peak_bytes)}`);
+      bits.push(t.__('peak %1', formatBytes(d.totals.peak_bytes)));
     }
     if (d.compare) {
       bits.push(
-        `compared with ${d.compare.title} (${formatBytes(d.compare.total)})`
+        t.__(
+          'compared with %1 (%2)',
+          d.compare.title,
+          formatBytes(d.compare.total)
+        )
       );
     }
     if (d.inverted) {
-      bits.push('inverted: allocating frames at the root');
+      bits.push(t.__('inverted: allocating frames at the root'));
     }
     header.append(el('span', 'cyscope-Flamegraph-summary', bits.join(' · ')));
     return header;
@@ -237,37 +269,42 @@ export class FlamegraphView {
   private _toolbar(): HTMLElement {
     const bar = el('div', 'cyscope-Flamegraph-toolbar');
     bar.setAttribute('role', 'toolbar');
-    bar.setAttribute('aria-label', 'Flamegraph tools');
+    const t = this._t;
+    bar.setAttribute('aria-label', t.__('Flamegraph tools'));
     this._orientationButton = this._button(
-      'Icicle',
-      'Root on top (icicle) or at the bottom (flame)',
+      t.__('Icicle'),
+      t.__('Root on top (icicle) or at the bottom (flame)'),
       () =>
         this.setOrientation(
           this._main.orientation === 'icicle' ? 'flame' : 'icicle'
         )
     );
     this._callersButton = this._button(
-      'Callers',
-      'Who calls the selected function, and what it calls (sandwich view)',
+      t.__('Callers'),
+      t.__(
+        'Who calls the selected function, and what it calls (sandwich view)'
+      ),
       () => this.showCallers(this._shown === this._mainOnly)
     );
     this._callersButton.setAttribute('aria-pressed', 'false');
     this._runsButton = this._button(
-      'Native frames: runs',
-      'Runs of native frames of one library are one box; show every frame',
+      t.__('Native frames: runs'),
+      t.__(
+        'Runs of native frames of one library are one box; show every frame'
+      ),
       () => this.expandNative(this._tree === this._collapsed)
     );
     this._runsButton.setAttribute('aria-pressed', 'false');
     this._runsButton.hidden = this.data.frames.runs.size === 0;
     const reset = this._button(
-      'Reset zoom',
-      'Show the whole graph (Esc zooms out one level)',
+      t.__('Reset zoom'),
+      t.__('Show the whole graph (Esc zooms out one level)'),
       () => this._main.zoom(0)
     );
     this._searchInput = el('input', 'cyscope-Flamegraph-search');
     this._searchInput.type = 'search';
-    this._searchInput.placeholder = 'Search frames (/)';
-    this._searchInput.setAttribute('aria-label', 'Search frames by name');
+    this._searchInput.placeholder = t.__('Search frames (/)');
+    this._searchInput.setAttribute('aria-label', t.__('Search frames by name'));
     this._searchInput.addEventListener('input', () => this._runSearch());
     this._searchInput.addEventListener('keydown', e => {
       if (e.key === 'Escape') {
@@ -282,8 +319,8 @@ export class FlamegraphView {
     this._regex = el('input', '');
     this._regex.type = 'checkbox';
     this._regex.addEventListener('change', () => this._runSearch());
-    regexLabel.append(this._regex, document.createTextNode('regex'));
-    regexLabel.title = 'Search with a regular expression';
+    regexLabel.append(this._regex, document.createTextNode(t.__('regex')));
+    regexLabel.title = t.__('Search with a regular expression');
     this._searchResult.setAttribute('aria-live', 'polite');
     bar.append(
       this._orientationButton,
@@ -299,12 +336,13 @@ export class FlamegraphView {
 
   private _legend(): HTMLElement {
     const legend = el('div', 'cyscope-Flamegraph-legend');
-    legend.setAttribute('aria-label', 'Colours');
+    const t = this._t;
+    legend.setAttribute('aria-label', t.__('Colours'));
     if (this.data.nodes.base) {
       for (const [cls, text] of [
-        ['grow', 'grew'],
-        ['shrink', 'shrank'],
-        ['same', 'unchanged']
+        ['grow', t.__('grew')],
+        ['shrink', t.__('shrank')],
+        ['same', t.__('unchanged')]
       ]) {
         const item = el(
           'span',
@@ -329,7 +367,7 @@ export class FlamegraphView {
       );
       item.append(
         el('span', 'cyscope-Flamegraph-swatch'),
-        document.createTextNode(KIND_NAMES[kind])
+        document.createTextNode(kindName(t, kind))
       );
       legend.append(item);
     }
@@ -349,10 +387,13 @@ export class FlamegraphView {
     const canvas = chart.canvas;
     canvas.tabIndex = 0;
     canvas.setAttribute('role', 'application');
-    canvas.setAttribute('aria-roledescription', 'flamegraph');
+    canvas.setAttribute('aria-roledescription', this._t.__('flamegraph'));
     canvas.setAttribute(
       'aria-label',
-      `${tree.rootLabel}. Arrow keys move between frames, Enter zooms in (and goes to a cell's line), Escape zooms out, slash searches.`
+      this._t.__(
+        "%1. Arrow keys move between frames, Enter zooms in (and goes to a cell's line), Escape zooms out, slash searches.",
+        tree.rootLabel
+      )
     );
     canvas.addEventListener('keydown', e => this._onKey(chart, e));
     return chart;
@@ -391,7 +432,7 @@ export class FlamegraphView {
       tip.hidden = true;
       return;
     }
-    const lines = describe(chart.tree, node);
+    const lines = describe(chart.tree, node, this._t);
     tip.replaceChildren(
       el('div', 'cyscope-Flamegraph-tipTitle', lines[0]),
       ...lines.slice(1).map(l => el('div', '', l))
@@ -411,7 +452,7 @@ export class FlamegraphView {
       this._updateBreadcrumb();
       this._callersButton.disabled = chart.selected === 0;
     }
-    this._status.textContent = announce(chart.tree, chart.selected);
+    this._status.textContent = announce(chart.tree, chart.selected, this._t);
   }
 
   private _onKey(chart: FlameChart, e: KeyboardEvent): void {
@@ -458,8 +499,8 @@ export class FlamegraphView {
         crumbs.append(el('span', 'cyscope-Flamegraph-crumbSep', '›'));
       }
       const b = this._button(
-        k === 0 ? 'all' : chart.tree.label(node),
-        `Zoom to ${chart.tree.label(node)}`,
+        k === 0 ? this._t.__('all') : chart.tree.label(node),
+        this._t.__('Zoom to %1', chart.tree.label(node)),
         () => chart.zoom(node)
       );
       if (k === path.length - 1) {
@@ -472,8 +513,10 @@ export class FlamegraphView {
   private _runSearch(): number {
     const query = this._searchInput.value;
     const regex = this._regex.checked;
+    const t = this._t;
     let share = 0;
     let text = '';
+    let failed = false;
     for (const chart of this._allCharts()) {
       const result = query ? search(chart.tree, query, { regex }) : null;
       chart.search = result;
@@ -482,24 +525,30 @@ export class FlamegraphView {
         (this._shown === this._mainOnly ? this._main : this._sandwich[1])
       ) {
         if (result?.error) {
-          text = result.error;
+          failed = true;
+          text = t.__('not a regular expression: %1', result.error);
         } else if (result) {
           share = result.share;
           text = result.nodes
-            ? `${result.nodes.toLocaleString('en-US')} frame${result.nodes === 1 ? '' : 's'} · ${percent(result.value, chart.tree.value[0])} (${formatBytes(result.value)})`
-            : 'no match';
+            ? t._n(
+                '%4 frame · %2 (%3)',
+                '%4 frames · %2 (%3)',
+                result.nodes,
+                percent(result.value, chart.tree.value[0]),
+                formatBytes(result.value),
+                result.nodes.toLocaleString('en-US')
+              )
+            : t.__('no match');
         }
       }
     }
     this._searchResult.textContent = text;
-    this._searchResult.classList.toggle(
-      'cyscope-mod-error',
-      text.startsWith('not a regular')
-    );
+    this._searchResult.classList.toggle('cyscope-mod-error', failed);
     return share;
   }
 
   private _maxHeight: number | undefined;
+  private _t: Trans;
   private _collapsed: FlameTree;
   private _tree: FlameTree;
   private _main: FlameChart;

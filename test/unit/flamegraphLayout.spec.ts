@@ -173,7 +173,7 @@ describe('search', () => {
     expect(Array.from(r.matches)).toEqual([0, 1, 0, 1, 0]);
     expect(r.share).toBe(1);
     expect(search(t, '([', { regex: true }).error).toMatch(
-      /not a regular expression/
+      /Invalid regular expression/
     );
     expect(search(t, '').nodes).toBe(0);
   });

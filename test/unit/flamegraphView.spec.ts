@@ -12,7 +12,12 @@ import {
   FlamegraphRenderer,
   flamegraphRendererFactory
 } from '../../src/flamegraph/renderer';
+import {
+  announce,
+  describe as describeNode
+} from '../../src/flamegraph/format';
 import { FALLBACK_THEME, mix } from '../../src/flamegraph/theme';
+import { plainTrans, Trans } from '../../src/i18n';
 import { FlamegraphView } from '../../src/flamegraph/view';
 import { fixture } from '../support/protocol-files';
 import { read } from './flamegraphHelpers';
@@ -309,6 +314,54 @@ describe('flamegraph renderer', () => {
   it('a view is DOM only: no kernel, no JupyterLab', () => {
     const view = new FlamegraphView(read(cell));
     expect(view.node.classList.contains('cyscope-Flamegraph')).toBe(true);
+    view.dispose();
+  });
+});
+
+describe('flamegraph translations', () => {
+  /** Translates by wrapping the English text in «». */
+  const marked: Trans = {
+    __: (msgid: string, ...args: unknown[]) =>
+      `«${plainTrans.__(msgid, ...args)}»`,
+    _n: (one: string, many: string, n: number, ...args: unknown[]) =>
+      `«${plainTrans._n(one, many, n, ...args)}»`
+  };
+
+  it('reach the header, toolbar, legend, search, tooltip and screen readers', () => {
+    const view = new FlamegraphView(read(cell), { trans: marked });
+    document.body.appendChild(view.node);
+    const text = (sel: string) =>
+      [...view.node.querySelectorAll(sel)].map(e => e.textContent);
+    expect(text('.cyscope-Flamegraph-summary')[0]).toMatch(
+      /^«102 MiB live at the peak» · «sampled stacks» · «peak 102 MiB»$/
+    );
+    expect(text('.cyscope-Flamegraph-toolbar button')).toEqual([
+      '«Icicle»',
+      '«Callers»',
+      '«Native frames: runs»',
+      '«Reset zoom»'
+    ]);
+    expect(text('.cyscope-Flamegraph-legendItem')).toEqual([
+      '«cell code»',
+      '«Python»',
+      '«Cython»'
+    ]);
+    expect(
+      view.node
+        .querySelector('.cyscope-Flamegraph-search')!
+        .getAttribute('placeholder')
+    ).toBe('«Search frames (/)»');
+    view.find('grow');
+    expect(text('.cyscope-Flamegraph-searchResult')[0]).toBe(
+      '«1 frame · 98.0% (100 MiB)»'
+    );
+    expect(describeNode(view.tree, 2, marked).slice(1, 3)).toEqual([
+      '«100 MiB, 98.0% of the total»',
+      '«self 100 MiB · 100 allocations»'
+    ]);
+    expect(announce(view.tree, 2, marked)).toMatch(
+      /^«grow · cell \[3\] line 9: /
+    );
     view.dispose();
   });
 });
