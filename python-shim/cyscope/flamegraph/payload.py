@@ -22,7 +22,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from itertools import accumulate, compress, islice
-from operator import add, eq, itemgetter
+from operator import add, eq, itemgetter, ne
 from struct import unpack_from
 
 MIME = "application/vnd.cyscope.flamegraph.v1+json"
@@ -156,18 +156,25 @@ def _emit(st: _Stacks, threshold: int, max_nodes: int) -> dict | None:
     his: list[int] = [len(keys)]
     frames: list[int] = [-1]  # frame numbers; -1: the root; -2 - n: an "other" node merging n frames
     selfs: list[tuple[int, int]] = []  # (node, stack) where a stack ends at a node
-    merged: list[tuple] = []  # (node, parent's lo, hi, self stack or -1, kept children) of "other" nodes
+    merged: list[tuple] = []  # (node, parent's own stack or -1, kept children) of "other" nodes
+    plain: list[int] = []  # "other" nodes that are their parent's whole range
     todo: list = [(0, len(keys), 0)]  # (lo, hi, depth); lo < 0: an "other" node
     pop, push = todo.pop, todo.append
     n = 1
     while todo:
         lo, hi, depth = pop()
         if lo < 0:
-            merged.append((n, *hi))
+            # An "other" node: the parent's range, less (in _columns) the
+            # parent's own stack and its kept children, if any.
+            parent_lo, parent_hi, own, kept, how_many = hi
+            if own >= 0 or kept:
+                merged.append((n, own, kept))
+            else:
+                plain.append(n)
             level.append(depth)
-            los.append(0)
-            his.append(0)
-            frames.append(-2 - hi[4])
+            los.append(parent_lo)
+            his.append(parent_hi)
+            frames.append(-2 - how_many)
             n += 1
             continue
         first = keys[lo]
@@ -193,11 +200,46 @@ def _emit(st: _Stacks, threshold: int, max_nodes: int) -> dict | None:
         if pos >= hi:
             continue
         size = (end + 1) * w
-        children = []
-        while pos < hi:
-            stop = bisect_left(keys, keys[pos][:size] + _PAST, pos + 1, hi)
-            children.append((width[stop] - width[pos], pos, stop))
-            pos = stop
+        if (
+            hi - pos > 8
+            and len(keys[pos]) == size
+            and len(keys[hi - 1]) == size
+            and set(map(len, keys[pos:hi])) == {size}
+        ):
+            # Every stack left ends one frame down: each is a child of its
+            # own (the keys are distinct), and only the wide ones need a
+            # tuple; the rest are merged without being looked at one by one.
+            wide = [p for p in range(pos, hi) if width[p + 1] - width[p] >= threshold]
+            if not wide and own < 0:
+                # All of them merged: the one child is the "other" node
+                # spanning this node's range, emitted here and now.
+                level.append(end + 1)
+                los.append(lo)
+                his.append(hi)
+                frames.append(-2 - (hi - pos))
+                plain.append(n)
+                n += 1
+                continue
+            if hi - pos - len(wide) < 2:
+                wide = list(range(pos, hi))
+            children = sorted(((width[p + 1] - width[p], p, p + 1) for p in wide), reverse=True)
+            if len(wide) < hi - pos:
+                push((-1, (lo, hi, own, children, hi - pos - len(wide)), end + 1))
+            for _width, p, e in reversed(children):
+                push((p, e, end + 1))
+            continue
+        if hi - pos <= 64:
+            # A short range: read every stack's next frame and cut where it
+            # changes (a few C-level passes beat a bisection per child).
+            nxt = [k[size - w : size] for k in keys[pos:hi]]
+            starts = [pos, *compress(range(pos + 1, hi), map(ne, nxt, islice(nxt, 1, None)))]
+            children = [(width[e] - width[p], p, e) for p, e in zip(starts, [*starts[1:], hi])]
+        else:
+            children = []
+            while pos < hi:
+                stop = bisect_left(keys, keys[pos][:size] + _PAST, pos + 1, hi)
+                children.append((width[stop] - width[pos], pos, stop))
+                pos = stop
         if len(children) > 1:
             children.sort(reverse=True)
             if children[-2][0] < threshold:
@@ -208,18 +250,18 @@ def _emit(st: _Stacks, threshold: int, max_nodes: int) -> dict | None:
                 del children[cut:]
         for _width, p, e in reversed(children):
             push((p, e, end + 1))
-    return _columns(st, level, los, his, frames, selfs, merged)
+    return _columns(st, level, los, his, frames, selfs, merged, plain)
 
 
-def _columns(st: _Stacks, level, los, his, frames, selfs, merged) -> dict:
+def _columns(st: _Stacks, level, los, his, frames, selfs, merged, plain) -> dict:
     """The payload's node columns, in whole bytes and allocations."""
 
     def figures(sums: list[float]) -> list[int]:
         column = [round(sums[hi]) - round(sums[lo]) for lo, hi in zip(los, his)]
-        for i, lo, hi, own, kept, _how_many in merged:
-            # What the parent holds, less its own stack and its kept children.
-            rest = round(sums[hi]) - round(sums[lo])
-            rest -= sum(round(sums[e]) - round(sums[p]) for _w, p, e in kept)
+        for i, own, kept in merged:
+            # The parent's range (already in the column), less its own stack
+            # and its kept children.
+            rest = column[i] - sum(round(sums[e]) - round(sums[p]) for _w, p, e in kept)
             if own >= 0:
                 rest -= round(sums[own + 1]) - round(sums[own])
             column[i] = rest
@@ -231,6 +273,8 @@ def _columns(st: _Stacks, level, los, his, frames, selfs, merged) -> dict:
     for i, p in selfs:
         col_self[i] = round(value[p + 1]) - round(value[p])
     for i, *_rest in merged:
+        col_self[i] = col_value[i]
+    for i in plain:
         col_self[i] = col_value[i]
     return {
         "level": level,
