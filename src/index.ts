@@ -24,6 +24,7 @@ import { KernelChannel } from './channel';
 import { registerCommands } from './commands';
 import { crashPlugins } from './crash/plugin';
 import { cythonPlugins } from './cython/plugin';
+import { debuggerPlugins } from './debugger/plugin';
 import { flamegraphPlugins } from './flamegraph/plugin';
 import { watchCythonCells } from './cythonCells';
 import { cyscopeIcon } from './icons';
@@ -298,5 +299,6 @@ export default [
   plugin,
   ...cythonPlugins,
   ...crashPlugins,
-  ...flamegraphPlugins
+  ...flamegraphPlugins,
+  ...debuggerPlugins
 ];

@@ -677,6 +677,24 @@ export class KernelClient {
     return msg.header.msg_id;
   }
 
+  /** Send a request on the control channel (e.g. debug_request, the way JupyterLab's
+   * debugger does) and wait for its reply. */
+  async controlRequest(
+    msgType: string,
+    content: JsonObject,
+    timeoutMs = 30000
+  ): Promise<JupyterMessage> {
+    const msg = this.message(msgType, content);
+    const reply = this.waitFor(
+      m =>
+        m.channel === 'control' && m.parent_header.msg_id === msg.header.msg_id,
+      timeoutMs,
+      `the reply to ${msgType} ${JSON.stringify(content).slice(0, 120)}`
+    );
+    await this.send(this.control, msg);
+    return reply;
+  }
+
   /** A single heartbeat round trip on a fresh REQ socket. */
   async ping(timeoutMs = 2000): Promise<boolean> {
     const hb = new zmq.Request({
