@@ -96,8 +96,14 @@ export function applyBreakpointEvent<T extends IKernelBreakpoint>(
   );
 }
 
+export interface IInactiveNotice {
+  path: string;
+  line: number | undefined;
+  text: string;
+}
+
 /** The kernel's messages about breakpoints that are not active (cyscope's only). */
-export function inactiveMessages(breakpoints: unknown): string[] {
+export function inactiveNotices(breakpoints: unknown): IInactiveNotice[] {
   if (!Array.isArray(breakpoints)) {
     return [];
   }
@@ -108,5 +114,9 @@ export function inactiveMessages(breakpoints: unknown): string[] {
         typeof bp.message === 'string' &&
         bp.message.startsWith('cyscope:')
     )
-    .map((bp: IKernelBreakpoint) => `line ${bp.line}: ${bp.message}`);
+    .map((bp: IKernelBreakpoint) => ({
+      path: bp.source?.path ?? '',
+      line: bp.line,
+      text: `line ${bp.line}: ${bp.message}`
+    }));
 }

@@ -7,7 +7,8 @@
  */
 import { EditorView } from '@codemirror/view';
 
-export const GUTTER_ROW_SELECTOR = '.cm-breakpoint-gutter .cm-gutterElement';
+export const GUTTER_ROW_SELECTOR =
+  '.cm-gutter.cm-breakpoint-gutter .cm-gutterElement';
 
 export interface IGutterHit {
   view: EditorView;
@@ -20,7 +21,7 @@ export interface IGutterHit {
 export function gutterHit(element: Element | null): IGutterHit | null {
   const row = element?.closest('.cm-gutterElement');
   const editorDom = row?.closest('.cm-editor') as HTMLElement | null;
-  if (!row || !editorDom || !row.closest('.cm-breakpoint-gutter')) {
+  if (!row || !editorDom || !row.closest('.cm-gutter.cm-breakpoint-gutter')) {
     return null;
   }
   const view = EditorView.findFromDOM(editorDom);

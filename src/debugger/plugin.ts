@@ -22,7 +22,7 @@ import {
   conditionsOf,
   IConditions,
   IKernelBreakpoint,
-  inactiveMessages,
+  inactiveNotices,
   requestFor,
   validHitCondition
 } from './breakpoints';
@@ -39,13 +39,24 @@ function activate(app: JupyterFrontEnd, service: IDebugger | null): void {
   if (!service) {
     return; // JupyterLab's debugger is disabled: nothing to add to.
   }
-  const shown = new Set<string>();
-
+  // One notice per inactive breakpoint; it goes away once the breakpoint is active.
+  const notices = new Map<string, string>();
   const notifyInactive = (breakpoints: unknown): void => {
-    for (const message of inactiveMessages(breakpoints)) {
-      if (!shown.has(message)) {
-        shown.add(message);
-        Notification.warning(message, { autoClose: 10000 });
+    for (const notice of inactiveNotices(breakpoints)) {
+      const key = `${notice.path}\n${notice.text}`;
+      if (!notices.has(key)) {
+        notices.set(
+          key,
+          Notification.warning(notice.text, { autoClose: 10000 })
+        );
+      }
+    }
+  };
+  const dismissNotices = (path: string): void => {
+    for (const [key, id] of notices) {
+      if (key.startsWith(`${path}\n`)) {
+        Notification.dismiss(id);
+        notices.delete(key);
       }
     }
   };
@@ -98,7 +109,11 @@ function activate(app: JupyterFrontEnd, service: IDebugger | null): void {
     if (next) {
       model.setBreakpoints(path, next);
     }
-    notifyInactive([changed]);
+    if (changed.verified) {
+      dismissNotices(path);
+    } else {
+      notifyInactive([changed]);
+    }
   });
 
   app.commands.addCommand(DebuggerCommandIDs.editCondition, {

@@ -157,3 +157,39 @@ def test_disconnect_clears_breakpoints(bridge):
     assert bridge.session.breakpoints
     request(bridge, "disconnect")
     assert not bridge.session.breakpoints
+
+
+def test_continue_for_thread_1_reaches_the_stopped_compiled_thread(bridge):
+    """JupyterLab 4.6 drops the thread from its list before it reads it back for the
+    `continue` request and sends thread 1: with a compiled frame stopped and debugpy's
+    thread 1 running, that continue is cyscope's."""
+    from cyscope.debugger.session import Stop, _Resume
+
+    fake = bridge.debugger
+    stop = Stop(REF_BASE + 7, None, "breakpoint", [], None)
+    bridge.session.stops[stop.thread] = stop
+
+    async def scenario():
+        reply = await bridge.process_request(
+            {"type": "request", "seq": 3, "command": "continue", "arguments": {"threadId": 1}}
+        )
+        again = await bridge.process_request(
+            {"type": "request", "seq": 4, "command": "continue", "arguments": {"threadId": 1}}
+        )
+        await asyncio.sleep(0.1)  # the resume goes once the reply is out
+        return reply, again
+
+    try:
+        reply, again = asyncio.run(scenario())
+        assert reply["success"] and not [m for m in fake.forwarded if m["command"] == "continue"]
+        assert isinstance(stop.tasks.get_nowait(), _Resume)
+        # A stop is resumed once: the second continue (a double click) is not forwarded to a
+        # later stop, and debugpy never sees it either while cyscope has a stop.
+        assert again["success"] is False
+        # With debugpy's thread 1 stopped, thread 1 is debugpy's.
+        stop.resume_claimed = False
+        fake.stopped_threads = {1}
+        reply = request(bridge, "continue", threadId=1)
+        assert fake.forwarded[-1]["command"] == "continue"
+    finally:
+        bridge.session.stops.clear()

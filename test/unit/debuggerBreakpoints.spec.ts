@@ -5,7 +5,7 @@
 import {
   applyBreakpointEvent,
   conditionsOf,
-  inactiveMessages,
+  inactiveNotices,
   requestFor,
   validHitCondition
 } from '../../src/debugger/breakpoints';
@@ -92,14 +92,21 @@ describe('breakpoint conditions', () => {
 
   it("lists cyscope's messages about inactive breakpoints only", () => {
     expect(
-      inactiveMessages([
-        { verified: false, line: 5, message: 'cyscope: run the cell again' },
+      inactiveNotices([
+        {
+          verified: false,
+          line: 5,
+          message: 'cyscope: run the cell again',
+          source: { path: '/p.py' }
+        },
         { verified: false, line: 6, message: 'debugpy says no' },
         { verified: true, line: 7, message: 'cyscope: moved' },
         'junk'
       ])
-    ).toEqual(['line 5: cyscope: run the cell again']);
-    expect(inactiveMessages(undefined)).toEqual([]);
+    ).toEqual([
+      { path: '/p.py', line: 5, text: 'line 5: cyscope: run the cell again' }
+    ]);
+    expect(inactiveNotices(undefined)).toEqual([]);
   });
 });
 

@@ -31,6 +31,7 @@ from .variables import is_ours, python_summary, python_type_name, python_variabl
 log = logging.getLogger("cyscope")
 
 REQUEST_TIMEOUT_S = 30
+RESUME_AFTER_REPLY_S = 0.002
 _STOP_COMMANDS = {"continue": "continue", "next": "next", "stepIn": "stepIn", "stepOut": "stepOut"}
 
 
@@ -319,12 +320,28 @@ class Bridge:
         await self._on_stopped_thread(stop, run)
         return _response(message)
 
+    def _our_thread(self, tid):
+        """``tid`` if it is one of cyscope's threads; else cyscope's stopped thread when the
+        request cannot be about a thread of debugpy. JupyterLab 4.6's ``continue`` takes
+        the thread out of its list before it reads it back, and then asks for thread 1."""
+        if is_ours(tid):
+            return tid
+        debugpy_stopped = getattr(self.debugger, "stopped_threads", None) or set()
+        if self.session.stops and tid not in debugpy_stopped:
+            return self.session.latest_stop_thread()
+        return None
+
     async def _resume(self, message, kind: str):
-        tid = _arguments(message).get("threadId")
-        if not is_ours(tid):
+        tid = self._our_thread(_arguments(message).get("threadId"))
+        if tid is None:
             return None
-        if not self.session.resume(tid, kind):
+        stop = self.session.stop_of_thread(tid)
+        if stop is None or not self.session.claim_resume(stop):
             return _response(message, False, message="cyscope: that thread is not stopped")
+        # Resume once this reply is on its way: the thread may stop again within a
+        # millisecond, and JupyterLab clears its Callstack when the reply to `continue`
+        # arrives; a `stopped` event overtaking the reply would leave the panels empty.
+        asyncio.get_running_loop().call_later(RESUME_AFTER_REPLY_S, self.session.resume_stop, stop, kind)
         body = {"allThreadsContinued": False} if kind == "continue" else {}
         return _response(message, body=body)
 

@@ -83,6 +83,7 @@ class Stop:
     frames: list | None = None
     frames_by_id: dict = field(default_factory=dict)
     resumed: bool = False
+    resume_claimed: bool = False
 
 
 class DebugSession:
@@ -99,6 +100,7 @@ class DebugSession:
         self._aborting = False
         self._seq = 0
         self.last_stop_latency: float | None = None
+        self.last_hit_monotonic: float | None = None
         runtime.set_controller(self)
 
     # -- builds --------------------------------------------------------------------
@@ -202,8 +204,7 @@ class DebugSession:
             self._rearm()
             self._step = None
             runtime.end_step()
-        for stop in list(self.stops.values()):
-            self.resume(stop.thread, "continue")
+        self.resume_all("continue")
 
     def is_cython_path(self, path: str) -> bool:
         return path in self.builds
@@ -348,6 +349,9 @@ class DebugSession:
                 self.emit_event("output", {"category": "stderr", "output": f"cyscope: {note}\n"})
             self.emit_event("stopped", body)
             self.last_stop_latency = time.perf_counter() - hit.time
+            # CLOCK_MONOTONIC is one clock for the whole machine: the benchmark compares
+            # it with the moment the event reaches the frontend's process.
+            self.last_hit_monotonic = time.monotonic() - self.last_stop_latency
             return self._park(stop)
         finally:
             self._slot.release()
@@ -425,16 +429,36 @@ class DebugSession:
     def stop_of_thread(self, tid) -> Stop | None:
         return self.stops.get(tid)
 
+    def latest_stop_thread(self):
+        """The DAP thread of the most recent stop still waiting, else of the most recent
+        stop (already told to go), else None."""
+        with self._lock:
+            live = [s for s in self.stops.values() if not s.resume_claimed] or list(self.stops.values())
+            return live[-1].thread if live else None
+
     def resume(self, tid, kind: str) -> bool:
         stop = self.stops.get(tid)
-        if stop is None or stop.resumed:
+        if stop is None or not self.claim_resume(stop):
             return False
-        stop.tasks.put(_Resume(kind))
+        self.resume_stop(stop, kind)
         return True
 
+    def claim_resume(self, stop: Stop) -> bool:
+        """Take the one resume a stop gets (a second continue or step for it is refused)."""
+        with self._lock:
+            if stop.resumed or stop.resume_claimed:
+                return False
+            stop.resume_claimed = True
+            return True
+
+    def resume_stop(self, stop: Stop, kind: str) -> None:
+        stop.tasks.put(_Resume(kind))
+
     def resume_all(self, kind: str) -> None:
-        for tid in list(self.stops):
-            self.resume(tid, kind)
+        """Every stopped thread goes (a shutdown, a disconnect): even one already told to."""
+        for stop in list(self.stops.values()):
+            stop.resume_claimed = True
+            self.resume_stop(stop, kind)
 
     def run_on_stopped_thread(self, stop: Stop, fn) -> concurrent.futures.Future:
         future: concurrent.futures.Future = concurrent.futures.Future()
