@@ -5,7 +5,8 @@
 # importable, then runs test/python/sage_cython_check.py in Sage's Python (a %%cython cell that
 # cimports Sage types and libgmp must compile, link against Sage's libraries and run) and
 # test/python/sage_kernel_check.py against Debian's real `sagemath` Jupyter kernel.
-# Then test/python/sage_crash_check.py: the crash catcher in that kernel, next to cysignals.
+# Then test/python/sage_crash_check.py: the crash catcher in that kernel, next to cysignals,
+# and test/python/sage_debugger_check.py: a breakpoint in a %%cython cell in that kernel.
 #
 #   sudo scripts/test_sage.sh            # installs sagemath if needed
 #   CYSCOPE_SAGE_INSTALL=0 scripts/test_sage.sh   # never install; fail if Sage is missing
@@ -35,3 +36,5 @@ fi
 "$PY" test/python/sage_kernel_check.py
 # 3. the crash catcher in the SageMath kernel, next to cysignals' handlers.
 "$PY" test/python/sage_crash_check.py
+# 4. a breakpoint in a %%cython cell in that kernel, over the debugger's protocol.
+"$PY" test/python/sage_debugger_check.py

@@ -264,7 +264,10 @@ def _register_cython_magic(ipython) -> None:
 
 
 def _register_debugger(ipython) -> None:
-    # Breakpoints in %%cython cells (cyscope.debugger): optional like %%cython itself.
+    # Breakpoints in %%cython cells (cyscope.debugger): optional like %%cython itself,
+    # and off with CYSCOPE_DEBUGGER=0 (JupyterLab's debugger then works as without cyscope).
+    if os.environ.get("CYSCOPE_DEBUGGER", "1") == "0":
+        return
     try:
         from . import debugger
 

@@ -441,3 +441,50 @@ def test_memory_reader_pipe_fallback(monkeypatch):
     x = ctypes.c_int64(-7)
     assert memory.read(ctypes.addressof(x), 8) == bytes(x)
     assert memory.read(0xDEADBEEF000, 8) is None
+
+
+MORE_KINDS = """
+cdef enum Color:
+    RED
+    GREEN = 5
+
+cdef class Counter:
+    cdef public int hits
+    cdef double weight
+    def bump(self, int by):
+        cdef Color colour = GREEN
+        self.hits += by
+        self.weight = 0.5
+        return self.hits + colour
+
+def outer(int k):
+    def inner(int j):
+        return j + k
+    return inner(1)
+"""  # 11: self.hits += by (in bump), 17: return j + k (in inner)
+
+
+def test_enum_cdef_class_fields_and_closure_variables(harness: Harness):
+    result = harness.build(MORE_KINDS)
+    path = harness.path_of(result)
+    harness.session.set_breakpoints(path, [{"line": 11}, {"line": 17}])
+    counter = result.module.Counter()
+    harness.run(counter.bump, 2)
+    _ev, stop = harness.stopped()
+    loc = harness.local_vars(stop)
+    assert (loc["colour"]["type"], loc["colour"]["value"]) == ("Color", "GREEN (5)")
+    assert loc["self"]["type"] == "Counter"
+    fields = {f["name"]: f for f in harness.children(stop, loc["self"]["variablesReference"])}
+    # C fields of the cdef class, the private one included (Python cannot see it).
+    assert (fields["hits"]["type"], fields["hits"]["value"]) == ("int", "0")
+    assert fields["weight"]["type"] == "double"
+    harness.resume(stop)
+    assert harness.result() == 7
+    harness.run(result.module.outer, 41)
+    _ev, stop = harness.stopped()
+    loc = harness.local_vars(stop)
+    # The closure's variable shows as a local of the inner function.
+    assert (loc["j"]["value"], loc["k"]["value"], loc["k"]["type"]) == ("1", "41", "int")
+    harness.session.set_breakpoints(path, [])
+    harness.resume(stop)
+    assert harness.result() == 42

@@ -10,6 +10,7 @@ and the probe setting is part of the cache key (a probe build is a different mod
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -17,6 +18,24 @@ from .diagnostics import diagnostic
 from .plugins import BuildPlugin
 
 _TRACING_DIRECTIVE = re.compile(r"^#\s*cython\s*:.*\b(?:linetrace|profile)\s*=\s*True", re.MULTILINE | re.IGNORECASE)
+
+
+_FORMAT: str | None = None
+
+
+def probe_format() -> str:
+    """The probe format in the cache key: the map's version and a digest of the code that
+    writes the probes, so that a changed instrumenter never meets an old probe build."""
+    global _FORMAT
+    if _FORMAT is None:
+        from ..debugger import generated_c, instrument
+
+        digest = hashlib.sha256()
+        for module in (instrument, generated_c):
+            with open(module.__file__, "rb") as f:
+                digest.update(f.read())
+        _FORMAT = f"{instrument.MAP_VERSION}-{digest.hexdigest()[:16]}"
+    return _FORMAT
 
 
 class ProbesPlugin(BuildPlugin):
@@ -31,9 +50,7 @@ class ProbesPlugin(BuildPlugin):
     def key(self, opts):
         if getattr(opts, "pgo", False) or not self._wanted(opts):
             return None  # a PGO build trains by running the cell: no stops in the middle of a build
-        from ..debugger.instrument import MAP_VERSION
-
-        return {"probes": MAP_VERSION}
+        return {"probes": probe_format()}
 
     def configure(self, job) -> None:
         directives = dict(job.cython_options.get("compiler_directives") or {})

@@ -137,7 +137,13 @@ class KernelDebugger:
             if path is not None:
                 self.session.note_build(path, None, code)
             return
-        pm = runtime.register(result.module, result.so_path, map_path, path or result.pyx_path, result.pyx_path)
+        try:
+            pm = runtime.register(result.module, result.so_path, map_path, path or result.pyx_path, result.pyx_path)
+        except (OSError, ValueError, KeyError) as exc:  # a damaged probe build: the module works, breakpoints not
+            log.warning("cyscope: breakpoints are off in this cell: %s", exc)
+            if path is not None:
+                self.session.note_build(path, None, code)
+            return
         if path is not None:
             pm.source_path = path
         self.session.note_build(pm.source_path, pm, code)

@@ -70,6 +70,10 @@ class Function:
     end_line: int  # 0-based C line of the closing brace
     locals: list[Local] = field(default_factory=list)
     calls: set = field(default_factory=set)  # cnames this function calls
+    body_start: int = 0  # 0-based C line after the opening brace
+    header: str = ""  # the declaration up to the opening brace, when it fits on one line
+    params: str = ""
+    static_locals: bool = False  # a `static` inside the body: copies of it would not share it
 
 
 @dataclass
@@ -312,7 +316,11 @@ def _try_function(lines: list[str], start: int, index: int) -> tuple[Function | 
     kind = "module" if cname.startswith("__pyx_pymod_exec_") else "function"
     fn = Function(index, cname, "<module>" if kind == "module" else cname, None, kind, start, k)
     fn.locals = _parse_params(params)
-    fn._body_start = body_start  # type: ignore[attr-defined]
+    fn.body_start = body_start
+    fn.params = params
+    if j == start:  # `... name(params) {` on one line
+        fn.header = text.rstrip()[:-1].rstrip()
+    fn.static_locals = any(line.lstrip().startswith("static ") for line in lines[body_start:k])
     return fn, k
 
 
@@ -353,7 +361,7 @@ def _closing_brace(lines: list[str], opening: int) -> int:
 
 
 def _scan_body(lines: list[str], fn: Function, pyx_index: int | None, sites: list[Site]) -> None:
-    body_start = fn._body_start  # type: ignore[attr-defined]
+    body_start = fn.body_start
     in_decls = True
     for k in range(body_start, fn.end_line):
         text = lines[k]

@@ -71,6 +71,11 @@ extern "C" {
    addresses it directly; the runtime finds it through the exported pointer. */
 static volatile unsigned char __cyscope_armed[@NSITES@ + 4];
 __CYSCOPE_EXPORT volatile unsigned char *__cyscope_armed_@TAG@ = __cyscope_armed;
+/* Non-zero while any probe of this module is armed (or a step is on): functions entered
+   from outside run their probed version; otherwise a copy without probes, so code that
+   is not being debugged runs as the plain build does (vectorised loops included). */
+static volatile int __cyscope_active;
+__CYSCOPE_EXPORT volatile int *__cyscope_active_@TAG@ = &__cyscope_active;
 __CYSCOPE_EXPORT struct __cyscope_ctl_s __cyscope_ctl_@TAG@;
 #ifdef __cplusplus
 }
@@ -259,6 +264,59 @@ def _probe_group(group: list[generated_c.Site], fn_index: int, locals_: list[Loc
     return f"{first.indent}if (unlikely(__cyscope_any({first.index}, {mask}u))) {{ {inner} }}"
 
 
+PLAIN_SUFFIX = "__cyscope_plain"
+_PARAM_NAME = re.compile(r"(?:\(\s*\*\s*(\w+)\s*\))|(\w+)\s*(?:\[[^\]]*\]\s*)*$")
+
+
+def _param_names(params: str) -> list[str] | None:
+    names = []
+    for part in generated_c.split_top_level(params):
+        part = part.strip()
+        if part in ("void", ""):
+            continue
+        if part == "...":
+            return None
+        m = _PARAM_NAME.search(part)
+        if not m:
+            return None
+        names.append(m.group(1) or m.group(2))
+    return names
+
+
+def _copyable(fn: generated_c.Function) -> bool:
+    """A function gets a copy without probes if it is an ordinary one-line-header function."""
+    return (
+        fn.kind == "function"
+        and bool(fn.header)
+        and not fn.static_locals
+        and fn.header.split("(")[0].split()[-1].lstrip("*") == fn.cname
+        and _param_names(fn.params) is not None
+    )
+
+
+def _rename_calls(text: str, plain: dict[str, str]) -> str:
+    if not plain:
+        return text
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, plain)) + r")\b(?=\s*\()")
+    return pattern.sub(lambda m: plain[m.group(1)], text)
+
+
+def _plain_copy(lines: list[str], fn: generated_c.Function, plain: dict[str, str]) -> tuple[str, str]:
+    """(prototype, definition) of the function's copy without probes, calling copies."""
+    body = "\n".join(lines[fn.header_line + 1 : fn.end_line + 1])
+    header = _rename_calls(fn.header, {fn.cname: plain[fn.cname]})
+    definition = header + " {\n" + _rename_calls(body, plain) + "\n"
+    return header + ";", definition
+
+
+def _dispatch(fn: generated_c.Function, plain: str) -> str:
+    args = ", ".join(_param_names(fn.params) or [])
+    returns_void = re.search(r"\bvoid\s*$", fn.header.split(fn.cname + "(")[0]) is not None
+    call = f"{plain}({args})"
+    go = f"{{ {call}; return; }}" if returns_void else f"return {call};"
+    return f"  if (likely(!__cyscope_active)) {go}"
+
+
 def _records_needed(parsed: GeneratedC, locals_: list[Local]) -> list[str]:
     """Struct/union types whose layout the runtime needs (reachable from the locals and globals)."""
     todo = []
@@ -330,14 +388,23 @@ def instrument(c_text: str, pyx_name: str, module: str, keep_tracing: bool = Fal
         record_layout[ctype] = len(layouts)
         layouts.append(_layout(ctype, [f.cname for f in parsed.records[ctype].fields]))
 
+    plain = {fn.cname: fn.cname + PLAIN_SUFFIX for fn in probed if _copyable(fn)}
+    copies = {fn.cname: _plain_copy(parsed.lines, fn, plain) for fn in probed if fn.cname in plain}
     inserts: dict[int, str] = {}
+    after: dict[int, str] = {}
     for k, fn in enumerate(probed):
         locals_ = fn.locals
         snap_layout = len(layouts)
         layouts.append(_layout(f"struct __cyscope_snap_{k}", [f"v{j}" for j in range(len(locals_))] if locals_ else []))
         text = _snapshot_struct(k, locals_) + _helper(k, locals_)
         if k == 0:
-            text = PREAMBLE.replace("@TAG@", tag).replace("@NSITES@", str(max(len(sites), 1))) + text
+            prototypes = "\n".join(proto for proto, _definition in copies.values())
+            text = (
+                PREAMBLE.replace("@TAG@", tag).replace("@NSITES@", str(max(len(sites), 1))) + prototypes + "\n" + text
+            )
+        if fn.cname in copies:
+            text += copies[fn.cname][1]
+            after[fn.body_start] = _dispatch(fn, plain[fn.cname])
         inserts[fn.header_line] = text
         groups = _groups(parsed.lines, by_function[fn.index])
         first_module_group = groups[0] if groups else None
@@ -364,6 +431,8 @@ def instrument(c_text: str, pyx_name: str, module: str, keep_tracing: bool = Fal
     for i, text in enumerate(lines):
         if i in inserts:
             out.append(inserts[i])
+        if i in after:
+            out.append(after[i])
         out.append(text)
     tail = [
         "/* ---- cyscope probe tables ---- */",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import re
 import sys
@@ -29,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 
 from .ctype import TypeSystem
+
+log = logging.getLogger("cyscope")
 
 ARM_BREAKPOINT = 1
 ARM_STEP = 2
@@ -107,6 +110,8 @@ class ProbeModule:
         self._handle = handle
         armed_ptr = ctypes.c_void_p.in_dll(handle, f"__cyscope_armed_{self.tag}").value
         self.armed = (ctypes.c_ubyte * max(len(self.sites), 1)).from_address(armed_ptr)
+        active_ptr = ctypes.c_void_p.in_dll(handle, f"__cyscope_active_{self.tag}").value
+        self.active = ctypes.c_int.from_address(active_ptr)
         self.ctl = _Ctl.in_dll(handle, f"__cyscope_ctl_{self.tag}")
         self.layouts = self._read_layouts(handle)
         self.globals_addr = self._read_globals(handle)
@@ -149,6 +154,8 @@ class ProbeModule:
         for k in sites:
             if 0 <= k < len(self.sites):
                 self.armed[k] = (self.armed[k] | bits) if on else (self.armed[k] & ~bits)
+        # Functions entered from now on run their probed version while anything is armed.
+        self.active.value = 1 if any(self.armed[k] for k in range(len(self.sites))) else 0
 
     def clear(self, bits: int) -> None:
         self.set_bits(range(len(self.sites)), bits, False)
@@ -245,7 +252,13 @@ def module_loading(tag: str, armed_symbol: int) -> None:
     map_path = os.path.join(os.path.dirname(so_path), tag + ".probes.json")
     if not os.path.exists(map_path):
         return
-    pm = register(sys.modules.get(tag), so_path, map_path, None, os.path.join(os.path.dirname(so_path), tag + ".pyx"))
+    try:
+        pm = register(
+            sys.modules.get(tag), so_path, map_path, None, os.path.join(os.path.dirname(so_path), tag + ".pyx")
+        )
+    except (OSError, ValueError, KeyError) as exc:  # a damaged or foreign probe build: no breakpoints, no failure
+        log.warning("cyscope: breakpoints are off in %s: %s", tag, exc)
+        return
     for listener in list(_loading_listeners):
         listener(pm)
 
