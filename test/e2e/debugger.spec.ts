@@ -83,6 +83,21 @@ async function localsOfTopFrame(page: Page): Promise<Record<string, any>> {
 const callstackButton = (page: Page, name: string): Locator =>
   page.getByRole('button', { name: new RegExp(`^${name} \\(`) });
 
+/** Wait until the kernel's answer for the breakpoints is in JupyterLab's model: `count`
+ * breakpoints in all (a gutter click only starts the requests). */
+async function breakpointsSettle(page: Page, count: number): Promise<void> {
+  await expect
+    .poll(
+      () =>
+        debuggerModel(
+          page,
+          '[...service.model.breakpoints.breakpoints.values()].flat().filter(b => b.verified).length'
+        ),
+      { timeout: 30000 }
+    )
+    .toBe(count);
+}
+
 const highlighted = (page: Page, index: number) =>
   cells(page).nth(index).locator('.cm-line.jp-DebuggerEditor-highlight');
 
@@ -185,6 +200,7 @@ test('a breakpoint in a %%cython cell stops in JupyterLab’s debugger', async (
 
   // Remove the breakpoint and let the cell finish: the output is right.
   await clickGutter(page, 0, 5);
+  await breakpointsSettle(page, 0);
   await expect(
     cells(page)
       .nth(0)
@@ -221,6 +237,7 @@ test('a breakpoint in a %%cython cell stops in JupyterLab’s debugger', async (
     })
     .toBe('2');
   await clickGutter(page, 0, 5);
+  await breakpointsSettle(page, 0);
   await callstackButton(page, 'Continue').click();
   await expect
     .poll(() => lastOutput(page), { timeout: 60000 })
@@ -245,6 +262,8 @@ test('a kernel restart while stopped in a %%cython cell leaves the debugger sane
   await expect(bug.first()).toHaveAttribute('aria-pressed', 'true');
   await runCell(page, LOOP);
   await clickGutter(page, 0, 5);
+  // The kernel has it (JupyterLab's model holds the kernel's answer) before the cell runs.
+  await breakpointsSettle(page, 1);
   await runCell(page, 'total = tri(3)', false);
   await expect(highlighted(page, 0)).toHaveCount(1, { timeout: 60000 });
 
