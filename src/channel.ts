@@ -24,7 +24,8 @@ import {
   FrontendMessage,
   KernelMessage,
   parseKernelMessage,
-  ProtocolError
+  ProtocolError,
+  UnknownKernelMessage
 } from './protocol';
 import { DEFAULT_SETTINGS, ICyscopeSettings, kernelSettings } from './settings';
 
@@ -350,7 +351,7 @@ export class KernelChannel implements IKernelChannel {
   }
 
   private _dispatch(data: unknown): void {
-    let message: KernelMessage;
+    let message: ReturnType<typeof parseKernelMessage>;
     try {
       message = parseKernelMessage(data);
     } catch (error) {
@@ -359,6 +360,14 @@ export class KernelChannel implements IKernelChannel {
         return;
       }
       throw error;
+    }
+    if (message instanceof UnknownKernelMessage) {
+      // A newer kernel's message: not an error (readers accept what they do
+      // not know), so the panel does not hear of it.
+      console.debug(
+        `cyscope: ignored a kernel message of unknown type ${message.type}`
+      );
+      return;
     }
     this._received.emit(message);
   }

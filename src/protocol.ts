@@ -150,12 +150,23 @@ export function requestHistoryMessage(): IRequestHistoryMessage {
 /** Thrown for kernel messages that do not follow the protocol. */
 export class ProtocolError extends Error {}
 
+/** A kernel message of a type this frontend does not know (its type,
+ * quoted briefly). A class, so that no field a kernel sends can pass for it. */
+export class UnknownKernelMessage {
+  constructor(readonly type: string) {}
+}
+
 /**
  * Check a message received from the kernel; throws ProtocolError naming the
  * first problem found. Fields the frontend does not know are accepted and
- * left in place (a newer kernel may send them); nothing reads them.
+ * left in place (a newer kernel may send them); nothing reads them. A
+ * message of a type it does not know (a newer kernel's) is no error either:
+ * it comes back as an UnknownKernelMessage, for the caller to ignore. A `type`
+ * that is not a string is malformed.
  */
-export function parseKernelMessage(data: unknown): KernelMessage {
+export function parseKernelMessage(
+  data: unknown
+): KernelMessage | UnknownKernelMessage {
   if (!isObject(data)) {
     throw new ProtocolError(`expected a JSON object, got ${brief(data)}`);
   }
@@ -165,8 +176,11 @@ export function parseKernelMessage(data: unknown): KernelMessage {
     );
   }
   const type = data.type;
-  if (typeof type !== 'string' || !KERNEL_MESSAGE_TYPES.has(type)) {
+  if (typeof type !== 'string') {
     throw new ProtocolError(`unknown message type ${brief(type)}`);
+  }
+  if (!KERNEL_MESSAGE_TYPES.has(type)) {
+    return new UnknownKernelMessage(brief(type));
   }
   const problem = checkKernelMessage(data);
   if (problem !== null) {

@@ -227,6 +227,37 @@ describe('KernelChannel', () => {
     expect(channel.state.status).toBe('ready');
   });
 
+  it('ignores kernel messages of an unknown type quietly, and reports malformed ones of a known type', async () => {
+    const { kernel, channel } = setUp();
+    await flush();
+    expect(channel.state.status).toBe('ready');
+    const received: unknown[] = [];
+    const rejected: string[] = [];
+    channel.received.connect((_, m) => received.push(m));
+    channel.rejected.connect((_, r) => rejected.push(r));
+    const debug = jest.spyOn(console, 'debug').mockImplementation(() => {});
+    try {
+      const comm = kernel.comms[0];
+      const deliver = (data: unknown) => comm.onMsg({ content: { data } });
+      // A newer kernel's message: no error, no message, a debug line.
+      deliver({ v: 1, type: 'progress', pct: 50 });
+      expect(rejected).toEqual([]);
+      expect(received).toEqual([]);
+      expect(debug).toHaveBeenCalledTimes(1);
+      expect(String(debug.mock.calls[0][0])).toContain('"progress"');
+      // A known type with a bad field, or a type that is no string: errors.
+      deliver({ v: 1, type: 'sample', rss_bytes: -1 });
+      deliver({ v: 1, type: 7 });
+      expect(rejected).toHaveLength(2);
+      expect(rejected[0]).toMatch(/^sample: /);
+      expect(rejected[1]).toBe('unknown message type 7');
+      expect(received).toEqual([]);
+      expect(channel.state.status).toBe('ready');
+    } finally {
+      debug.mockRestore();
+    }
+  });
+
   it('backs off after a refused or closed comm instead of retrying on every idle', async () => {
     const { kernel, session, channel } = setUp();
     await flush();

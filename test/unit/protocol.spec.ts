@@ -18,7 +18,8 @@ import {
   sharedCapabilities,
   parseKernelMessage,
   ProtocolError,
-  requestHistoryMessage
+  requestHistoryMessage,
+  UnknownKernelMessage
 } from '../../src/protocol';
 import { fixture, readerSchema, senderSchema } from '../support/protocol-files';
 
@@ -34,6 +35,15 @@ const NOT_KERNEL_MESSAGES = new Set([
   'request_history',
   'connect',
   'goodbye'
+]);
+
+const KERNEL_TYPES = new Set([
+  'cell',
+  'config',
+  'error',
+  'hello',
+  'history',
+  'sample'
 ]);
 
 describe('protocol fixtures', () => {
@@ -85,10 +95,22 @@ describe('protocol fixtures', () => {
   });
 
   it.each(invalid.map(m => [JSON.stringify(m), m]))(
-    'invalid %s fails the schema and the parser',
+    'invalid %s fails the schema, and the parser rejects or ignores it',
     (_, message) => {
       expect(validate(message)).toBe(false);
-      expect(() => parseKernelMessage(message)).toThrow(ProtocolError);
+      const type = (message as { type?: unknown } | null)?.type;
+      if (
+        (message as { v?: unknown } | null)?.v === 1 &&
+        typeof type === 'string' &&
+        !KERNEL_TYPES.has(type)
+      ) {
+        // A type the frontend does not know (a newer kernel's): ignored.
+        expect(parseKernelMessage(message)).toBeInstanceOf(
+          UnknownKernelMessage
+        );
+      } else {
+        expect(() => parseKernelMessage(message)).toThrow(ProtocolError);
+      }
     }
   );
 
@@ -110,8 +132,26 @@ describe('protocol fixtures', () => {
     expect(() => parseKernelMessage({ ...valid[2], rss_bytes: -5 })).toThrow(
       'sample.rss_bytes: expected an integer >= 0, got -5'
     );
-    expect(() => parseKernelMessage({ v: 1, type: 'configure' })).toThrow(
-      'unknown message type "configure"'
+  });
+
+  it('ignores a message of a type it does not know, but not a malformed one of a known type', () => {
+    // A newer kernel may send types this frontend has never heard of.
+    const unknown = parseKernelMessage({ v: 1, type: 'progress', pct: 5 });
+    expect(unknown).toBeInstanceOf(UnknownKernelMessage);
+    expect((unknown as UnknownKernelMessage).type).toBe('"progress"');
+    // Frontend → kernel types are not the kernel's to send.
+    expect(parseKernelMessage({ v: 1, type: 'configure' })).toBeInstanceOf(
+      UnknownKernelMessage
+    );
+    expect(() => parseKernelMessage({ v: 1, type: 'hello' })).toThrow(
+      ProtocolError
+    );
+    // No field a kernel sends makes a known message pass for an unknown one.
+    const sample = { ...valid[2], type: 'sample', unknownType: 'x' };
+    expect(parseKernelMessage(sample)).toBe(sample);
+    // A type that is no string is malformed, not unknown.
+    expect(() => parseKernelMessage({ v: 1 })).toThrow(
+      'unknown message type undefined'
     );
   });
 });
@@ -130,9 +170,11 @@ describe('errors about hostile kernel messages', () => {
   };
 
   it('quote at most a little of a huge value', () => {
-    const typeError = reason({ v: 1, type: huge });
-    expect(typeError).toMatch(/^unknown message type "x+"\.\.\. \(10,485,760/);
-    expect(typeError.length).toBeLessThan(200);
+    const ignored = parseKernelMessage({ v: 1, type: huge });
+    expect(ignored).toBeInstanceOf(UnknownKernelMessage);
+    const { type } = ignored as UnknownKernelMessage;
+    expect(type).toMatch(/^"x+"\.\.\. \(10,485,760/);
+    expect(type.length).toBeLessThan(200);
     const versionError = reason({ v: huge, type: 'hello' });
     expect(versionError).toMatch(/^unsupported protocol version "x+"\.\.\./);
     expect(versionError.length).toBeLessThan(200);
