@@ -549,16 +549,17 @@ test('a kernel that refuses the comm is asked again after a growing delay, not o
   await runCell(page, 'x = 1');
   // The back-off clock starts when the kernel closes the comm, after this.
   const start = Date.now();
-  // Count comm opens, then make cyscope refuse them (its comm target gone,
-  // the extension still loaded: the frontend must not reload it).
+  // Note when comms are opened, then make cyscope refuse them (its comm
+  // target gone, the extension still loaded: the frontend must not reload it).
   await runCell(
     page,
     `from cyscope.extension import current_state
+import time
 kernel = get_ipython().kernel
 opens = []
 handle = kernel.shell_handlers['comm_open']
 def counting(*args, **kwargs):
-    opens.append(1)
+    opens.append(time.time())
     return handle(*args, **kwargs)
 kernel.shell_handlers['comm_open'] = counting
 current_state(get_ipython()).hub.unregister('maintenance')`
@@ -569,11 +570,13 @@ current_state(get_ipython()).hub.unregister('maintenance')`
   for (let i = 0; i < 10; i++) {
     await runCell(page, `i${i} = ${i}`);
   }
-  // The first retry comes 2 s after the refusal, however fast the cells
-  // ran; the kernel handles its comm_open before it closes the comm, so
-  // once the longer delay is shown the open is counted.
-  await expect(notice).toContainText(/trying again in (4|8|16) s/);
-  const opens = Number(await kernelSays(page, 'print(len(opens))'));
+  // Two retries, 2 s and then 4 s after a refusal, however fast the cells
+  // ran. The kernel handles a comm_open before it closes the comm, so once
+  // the third delay is shown both opens are noted.
+  await expect(notice).toContainText(/trying again in (8|16|32) s/);
+  const opens = JSON.parse(
+    await kernelSays(page, 'import json; print(json.dumps(opens))')
+  ) as number[];
   const elapsed = (Date.now() - start) / 1000;
   // Retries wait 2, 4, 8... s after each refusal: at most k of them fit
   // in the time since the clock started (2 + 4 + ... + 2^k <= elapsed).
@@ -581,10 +584,15 @@ current_state(get_ipython()).hub.unregister('maintenance')`
   while (2 ** (fit + 2) - 2 <= elapsed) {
     fit++;
   }
-  expect(opens).toBeGreaterThanOrEqual(1);
-  // Eleven idles went by (the ten cells and the count); one open per idle
-  // would be far more than fit in these few seconds.
-  expect(opens).toBeLessThanOrEqual(fit);
+  expect(opens.length).toBeGreaterThanOrEqual(2);
+  // Eleven idles went by (the ten cells and the count); one open
+  // per idle would be far more than fit in these few seconds.
+  expect(opens.length).toBeLessThanOrEqual(fit);
+  // The delay grows: the second retry came at least 4 s after the first
+  // (whose refusal started the clock), the third at least 8 s after it.
+  opens.slice(1).forEach((at, i) => {
+    expect(at - opens[i]).toBeGreaterThanOrEqual(2 ** (i + 2) - 0.05);
+  });
 });
 
 test("the View, Kernel and Settings menus offer cyscope's commands", async ({
