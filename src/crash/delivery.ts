@@ -65,6 +65,18 @@ export class CrashDelivery {
         )
       : null;
     if (cell && !alreadyShown(cell, report.id)) {
+      // The crash left the cell without its number ("[ ]": no reply came);
+      // the report calls it "cell [N]" by the count it ran under, so the
+      // prompt gets that number back, as any cell run before a restart keeps
+      // its own. A cell the user has run since keeps its new one.
+      const count = running?.execution_count;
+      if (
+        typeof count === 'number' &&
+        cell.model.executionCount === null &&
+        cell.model.executionState !== 'running'
+      ) {
+        cell.model.executionCount = count;
+      }
       cell.model.outputs.add({
         output_type: 'display_data',
         data: {

@@ -77,6 +77,10 @@ test('a crashing %%cython cell: the report in its output after the restart, the 
   // The restarted kernel hands over the report: it lands in the cell that crashed.
   const report = cells(page).nth(1).locator('.cyscope-CrashReport');
   await expect(report).toBeVisible({ timeout: 90000 });
+  // Its prompt shows the number the report calls it by ("cell [2]"), not "[ ]".
+  await expect(cells(page).nth(1).locator('.jp-InputArea-prompt')).toHaveText(
+    '[2]:'
+  );
   await expect(report.locator('.cyscope-CrashReport-headline')).toHaveText(
     `Kernel crashed: SIGSEGV (segmentation fault (invalid memory access)) at address 0xc: address not mapped to object in cell [1] line ${SITE_LINE} (read_at)`
   );
