@@ -227,6 +227,22 @@ describe('CrashRenderer', () => {
     expect(caught.textContent).toContain('The kernel lives on');
   });
 
+  it('shows a C local the build lost as optimized out, set apart from the others', async () => {
+    // CAUGHT's read_at comes from an optimized build: p is gone, n is not.
+    const node = await render({ [CRASH_MIME]: CAUGHT });
+    const rows = [
+      ...node.querySelectorAll('.cyscope-CrashReport-locals tr')
+    ].slice(0, 2);
+    expect(rows.map(row => row.firstChild?.textContent)).toEqual(['n', 'p']);
+    expect(rows.map(row => row.textContent)).toEqual([
+      expect.stringContaining('3'),
+      expect.stringContaining('<optimized out>')
+    ]);
+    expect(
+      rows.map(row => row.classList.contains('cyscope-mod-optimizedOut'))
+    ).toEqual([false, true]);
+  });
+
   it('shows a malformed report as an error with the kernel’s text', async () => {
     const node = await render({ [CRASH_MIME]: { v: 1 }, 'text/plain': 'TEXT' });
     expect(node.classList.contains('cyscope-mod-malformed')).toBe(true);
