@@ -204,6 +204,28 @@ CYSCOPE_API int cyscope_crash_defer_while(const volatile int *counter);
  * Returns a new reference in *function (PyObject *). */
 CYSCOPE_API int cyscope_crash_make_guard(void *exception_type, void **function);
 
+/* ------------------------------------------------------------------------
+ * Python objects at object granularity. The tracker wraps the interpreter's
+ * MEM and OBJ allocator domains (and its arena allocator), so every object
+ * allocation and free counts at its size: the requested size when recorded,
+ * else pymalloc's size class, read from the block's pool header (no map from
+ * pointers to sizes). Blocks pymalloc hands to malloc count once, in the
+ * malloc hooks; pymalloc's arenas are no longer counted as mappings.
+ * ------------------------------------------------------------------------ */
+typedef struct cyscope_pymalloc_layout {
+  size_t size;          /* sizeof(cyscope_pymalloc_layout), set by the caller */
+  int32_t pool_bits;    /* log2 of pymalloc's pool size (14: 16 KiB) */
+  int32_t szidx_offset; /* offset of pool_header.szidx (uint32) */
+  int32_t align_shift;  /* size class i holds blocks of (i + 1) << align_shift bytes */
+  int32_t small_max;    /* largest request pymalloc serves from pools (512) */
+} cyscope_pymalloc_layout;
+
+/* Install (layout) or remove (NULL) the object allocator wrappers. The
+ * caller must hold the GIL (call it through ctypes.PyDLL). Removing leaves
+ * the wrappers in place, counting nothing while detached, when someone else
+ * has wrapped them since (e.g. tracemalloc started later): ESTATE then. */
+CYSCOPE_API int cyscope_mem_python_objects(const cyscope_pymalloc_layout *layout);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,7 +6,7 @@
  * counting filter. No locks and no atomic read-modify-write unless a thread
  * pushes its running balance (every 256 KiB) or an allocation is recorded.
  * Everything that path touches is in this file or `static inline` in
- * memtrack_internal.h. */
+ * accounting.h and memtrack_internal.h. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <malloc.h>
@@ -17,53 +17,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "accounting.h"
 #include "memtrack_internal.h"
-
-/* --------------------------------------------------------------- recording */
-/* The stack of the allocation being recorded, from the thread's cache or
- * captured (recursion guard held). `sp` is the recording function's own
- * frame address: a fixed offset below the hook's for a given hook, so the
- * stack depth of the call enters the cache key without the hot path setting
- * up a frame pointer. */
-static inline __attribute__((always_inline)) uint32_t stack_of_call(tstate *t, uintptr_t ra,
-                                                                    uintptr_t sp) {
-  uintptr_t pyf = py_top_frame();
-  uintptr_t pykey = py_key(pyf);
-  /* Sampled records are rare, so they always get a native stack: that is how
-   * an allocation Cython code makes through the C API (a list, a bytes
-   * object) reaches its .pyx line without native=1. Exact mode records every
-   * block and unwinds only when asked to. */
-  int native = atomic_load_explicit(&g_native, RLX) || !atomic_load_explicit(&g_exact, RLX);
-  size_t ci = (size_t)(((ra ^ (sp << 7) ^ pykey) * 0x9E3779B97F4A7C15ull) >> 58);
-  if (t->ck[ci].native == native && t->ck[ci].ra == ra && t->ck[ci].sp == sp &&
-      t->ck[ci].py == pykey) {
-    /* Same call site, same native stack depth and same Python frames as the
-     * previous record: reuse its stack instead of unwinding again. */
-    return t->ck[ci].stack;
-  }
-  uint32_t stack = capture_stack(pyf, native, ra);
-  t->ck[ci].ra = ra;
-  t->ck[ci].sp = sp;
-  t->ck[ci].py = pykey;
-  t->ck[ci].stack = stack;
-  t->ck[ci].native = native;
-  return stack;
-}
-
-/* Record a block with its stack. Stacks are captured before taking the table
- * lock: unwinding can take the loader lock, and a thread inside dlopen may be
- * waiting for our lock from a malloc hook. */
-static __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint64_t size,
-                                                   double weight, uintptr_t ra) {
-  t->off++;
-  uint32_t stack = stack_of_call(t, ra, (uintptr_t)__builtin_frame_address(0));
-  rec r = {p, size, stack, atomic_load_explicit(&g_epoch, RLX), (float)weight, 0};
-  spin_lock(&g_table_lock);
-  live_insert(&r);
-  if (stack) stack_note_record(stack, size, weight);
-  spin_unlock(&g_table_lock);
-  t->off--;
-}
 
 /* malloc_usable_size() costs a call per event; glibc's answer is the chunk
  * size in the header word before the block, minus that word (minus two words
@@ -100,60 +55,13 @@ void check_inline_usable(void) {
 #endif
 }
 
-/* Account a new block of `req` requested bytes at p. */
+/* Account a new malloc block; the bytes a free takes back. */
 static inline void on_alloc(tstate *t, void *p, size_t req, uintptr_t ra) {
-  if (UNLIKELY(t->shared)) { /* exiting thread: count only, no stacks */
-    acct_add(t, usable_size(p));
-    return;
-  }
-  if (UNLIKELY(req >= atomic_load_explicit(&g_record_from, RLX))) {
-    record_block(t, (uintptr_t)p, req, 1.0, ra);
-    acct_add(t, req);
-    return;
-  }
-  t->countdown -= (int64_t)req;
-  if (UNLIKELY(t->countdown <= 0)) {
-    /* P(sampled) = 1 - exp(-req/R) under Poisson byte sampling; scaling by
-     * its inverse makes byte and count estimates unbiased. */
-    double R = (double)atomic_load_explicit(&g_sample_bytes, RLX);
-    double prob = -expm1(-(double)req / R);
-    t->countdown = next_gap(t);
-    record_block(t, (uintptr_t)p, req, prob > 0 ? 1.0 / prob : 1.0, ra);
-    acct_add(t, req);
-    return;
-  }
-  acct_add(t, usable_size(p));
-}
-
-/* Could the block at p have a record? Zero means certainly not: no records
- * at all, or none whose address shares p's filter byte. */
-static inline int maybe_recorded(uintptr_t p) {
-  return atomic_load_explicit(&g_live_count, RLX) &&
-         atomic_load_explicit(&g_filter[filter_slot(p)], RLX);
-}
-
-/* Bytes a block counted for, removing its record if any. */
-static __attribute__((noinline)) int untrack_slow(void *p, rec *out) {
-  spin_lock(&g_table_lock);
-  int had = live_remove((uintptr_t)p, out);
-  spin_unlock(&g_table_lock);
-  return had;
-}
-
-/* Put back the record of a block a failed realloc left with the caller. */
-static void retrack(const rec *r) {
-  spin_lock(&g_table_lock);
-  live_insert(r);
-  spin_unlock(&g_table_lock);
+  account_alloc(t, p, req, usable_size, ra);
 }
 
 static inline uint64_t block_bytes_untrack(void *p, rec *out, int *had) {
-  *had = 0;
-  if (UNLIKELY(maybe_recorded((uintptr_t)p))) {
-    *had = untrack_slow(p, out);
-    if (*had) return out->size;
-  }
-  return usable_size(p);
+  return account_free_bytes(p, out, had, usable_size);
 }
 
 static inline void on_free(tstate *t, void *p) {
@@ -162,25 +70,7 @@ static inline void on_free(tstate *t, void *p) {
   acct_sub(t, block_bytes_untrack(p, &r, &had));
 }
 
-/* A paused thread (untracked(), not inside the tracker itself) still
- * releases blocks the tracker recorded: they were counted, so their bytes
- * and records must go. Unrecorded blocks cannot be told apart and are left. */
-static inline int only_paused(const tstate *t) {
-  return t && !t->shared && t->off >= PAUSE_UNIT && !(t->off & (PAUSE_UNIT - 1));
-}
-
-static __attribute__((noinline)) void release_recorded(tstate *t, void *p) {
-  rec r;
-  if (maybe_recorded((uintptr_t)p) && untrack_slow(p, &r)) acct_sub(t, r.size);
-}
-
 /* ------------------------------------------------------------------- hooks */
-/* Handed-out hooks (dlsym) outlive a detach: they count only while attached. */
-#define HOOK_PROLOGUE_TS(t) \
-  tstate *t = get_ts();     \
-  int active_ = t && !t->off && atomic_load_explicit(&g_attached, RLX)
-#define RA() ((uintptr_t)__builtin_return_address(0))
-
 /* What every allocation hook does once the real function returned p for n
  * requested bytes. Always inlined, and ra is the hook's own return address
  * (RA() evaluated in the hook). */

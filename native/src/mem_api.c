@@ -101,7 +101,7 @@ int cyscope_mem_totals_get(cyscope_mem_totals *o) {
   o->tracker_bytes = arena_bytes() + live_tracker_bytes() + stacks_tracker_bytes() +
                      codes_tracker_bytes() + peak_tracker_bytes();
   spin_unlock(&g_table_lock);
-  o->tracker_bytes += threads_tracker_bytes();
+  o->tracker_bytes += threads_tracker_bytes() + pyobjects_tracker_bytes();
   pthread_mutex_lock(&g_patch_lock);
   o->tracker_bytes += ct_got_tracker_bytes();
   o->patched_slots = ct_got_patched_slots();

@@ -108,6 +108,9 @@ typedef struct tstate {
   uint64_t rng;
   int off;    /* >0: pass through (recursion guard + untracked() nesting) */
   int shared; /* the orphan state used by exiting threads: atomic RMW */
+  /* The block the Python raw allocator last returned on this thread: tells
+   * the object wrappers that pymalloc handed a request to malloc. */
+  uintptr_t raw_last;
   /* exact-mode stack cache: same call site and stack => same stack id */
   struct {
     uintptr_t ra, sp, py;
@@ -278,6 +281,9 @@ void hooks_init(void);
 void *ct_dlsym_substitute(void *handle, const char *name);
 void *ct_dlvsym_substitute(void *handle, const char *name, const char *version);
 void check_inline_usable(void);
+
+/* --------------------------- pyobjects.c: Python object allocator wrappers */
+uint64_t pyobjects_tracker_bytes(void);
 
 /* ------------------------------- lifecycle.c: attach state, init, fork */
 extern _Atomic int g_attached;

@@ -120,6 +120,62 @@ def python_layout() -> PyLayout | None:
     return layout
 
 
+class PyMallocLayout(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_size_t),
+        ("pool_bits", ctypes.c_int32),
+        ("szidx_offset", ctypes.c_int32),
+        ("align_shift", ctypes.c_int32),
+        ("small_max", ctypes.c_int32),
+    ]
+
+
+# pymalloc's pools on 64-bit CPython 3.11 to 3.13 (Objects/obmalloc.c,
+# Include/internal/pycore_obmalloc.h): 16 KiB pools, size classes of 16 bytes
+# up to 512, and pool_header.szidx after four pointers and arenaindex.
+_PYMALLOC = dict(pool_bits=14, szidx_offset=36, align_shift=4, small_max=512)
+
+
+def pymalloc_layout() -> tuple[PyMallocLayout | None, str | None]:
+    """pymalloc's layout in this interpreter, checked on real blocks, or why not.
+
+    Python objects are counted one by one only over pymalloc: under another
+    allocator (PYTHONMALLOC=malloc, debug hooks, a tracer installed first)
+    objects are counted where that allocator takes its memory.
+    """
+    if sys.maxsize < 2**32:
+        return None, "a 32-bit interpreter"
+    if hasattr(sys, "_is_gil_enabled") and not sys._is_gil_enabled():
+        return None, "a free-threaded interpreter (no pymalloc)"
+    try:
+        name_of = ctypes.pythonapi._PyMem_GetCurrentAllocatorName
+    except AttributeError:
+        return None, "this interpreter does not name its allocator"
+    name_of.restype = ctypes.c_char_p
+    name = name_of()
+    if name != b"pymalloc":
+        return None, f"the Python allocator is {name.decode() if name else 'not the default (a tracer?)'}"
+    layout = PyMallocLayout(size=ctypes.sizeof(PyMallocLayout), **_PYMALLOC)
+    # Blocks of these sizes come from pools: their pool header must name
+    # their size class, or the layout is not this interpreter's.
+    alloc, free = ctypes.pythonapi.PyObject_Malloc, ctypes.pythonapi.PyObject_Free
+    alloc.restype, alloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    free.restype, free.argtypes = None, [ctypes.c_void_p]
+    mask = ~((1 << layout.pool_bits) - 1)
+    for n in (8, 24, 100, layout.small_max):
+        p = alloc(n)
+        if not p:
+            return None, "out of memory"
+        try:
+            szidx = ctypes.c_uint32.from_address((p & mask) + layout.szidx_offset).value
+        finally:
+            free(p)
+        align = 1 << layout.align_shift
+        if (szidx + 1) * align != (n + align - 1) // align * align:
+            return None, "pymalloc's pool layout is not the one cyscope knows"
+    return layout, None
+
+
 _P = ctypes.POINTER
 _DECLS = {
     "cyscope_mem_attach": [_P(MemConfig)],
@@ -150,7 +206,13 @@ _DECLS = {
     ],
 }
 
+# Called with the GIL held (ctypes.PyDLL): they swap the interpreter's allocators.
+_GIL_DECLS = {
+    "cyscope_mem_python_objects": [_P(PyMallocLayout)],
+}
+
 _lib: ctypes.CDLL | None = None
+_gil_lib: ctypes.PyDLL | None = None
 _reason: str | None = None
 
 
@@ -167,15 +229,25 @@ def lib() -> ctypes.CDLL | None:
     # argtypes below must not leak into other users of native.library().
     try:
         handle = ctypes.CDLL(native.status().path)
-        for name, argtypes in _DECLS.items():
-            fn = getattr(handle, name)
-            fn.argtypes = argtypes
-            fn.restype = ctypes.c_int
+        gil_handle = ctypes.PyDLL(native.status().path)
+        for lib_handle, decls in ((handle, _DECLS), (gil_handle, _GIL_DECLS)):
+            for name, argtypes in decls.items():
+                fn = getattr(lib_handle, name)
+                fn.argtypes = argtypes
+                fn.restype = ctypes.c_int
     except (OSError, AttributeError) as exc:
         _reason = f"libcyscope.so has no allocation tracker ({exc}): rebuild with `npm run build`"
         return None
+    global _gil_lib
+    _gil_lib = gil_handle
     _lib = handle
     return _lib
+
+
+def gil_lib() -> ctypes.PyDLL | None:
+    """The entry points that must run with the GIL held (see _GIL_DECLS)."""
+    lib()
+    return _gil_lib
 
 
 def reason() -> str | None:

@@ -48,10 +48,12 @@ class Region:
     def start(self) -> Region:
         lib = _lib.lib()
         tracker = self.tracker
-        # No untracked() here: bookkeeping made while paused but freed later
-        # would be subtracted without having been added. Instead t0 is read
-        # last and t1 first, so a region's figures exclude its own
-        # bookkeeping (an enclosing region does see it).
+        # A region's figures leave out its own bookkeeping (an enclosing
+        # region does see it): everything made here is made, and every
+        # temporary released, before the start figures are read, and what
+        # the end figures are read into is made now. (Pausing instead would
+        # not do: bookkeeping made while paused but freed later would be
+        # subtracted without having been added.)
         with tracker.lock:
             self.attached = tracker.attach(self.exact, self.native)
             if not self.attached:
@@ -68,11 +70,18 @@ class Region:
             lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
             self.epoch_lo = epoch.value
             tracker.open_regions.append(self)
-            self.t0 = _lib.totals()
+            self.t0 = _lib.MemTotals(size=ctypes.sizeof(_lib.MemTotals))
+            self.t1 = _lib.MemTotals(size=ctypes.sizeof(_lib.MemTotals))
+            self._t0_ref, self._t1_ref = ctypes.byref(self.t0), ctypes.byref(self.t1)
+            self._totals_get = lib.cyscope_mem_totals_get
+            del prev, epoch
             self.perf0 = time.perf_counter()
+            self._totals_get(self._t0_ref)
         return self
 
     def finish(self) -> _report.Report:
+        if self.attached:
+            self._totals_get(self._t1_ref)  # first: nothing below is the region's
         lib = _lib.lib()
         tracker = self.tracker
         rep = _report.Report(
@@ -85,7 +94,7 @@ class Region:
         if not self.attached:
             rep.active = False
             return rep
-        t1 = _lib.totals()
+        t1 = self.t1
         # Close the epoch range first: the bookkeeping below is not the region's.
         epoch = ctypes.c_uint32()
         lib.cyscope_mem_next_epoch(ctypes.byref(epoch))

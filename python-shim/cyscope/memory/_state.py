@@ -29,6 +29,51 @@ MAX_HISTORY = 1000
 MAX_CELL_RANGES = 100_000
 
 
+class PythonObjects:
+    """Whether Python objects are counted one by one (pymalloc wrapped).
+
+    Installed with the first attach and removed before the last detach;
+    without it, objects count where their allocator takes memory (pymalloc's
+    arenas as mappings, larger objects as malloc blocks).
+    """
+
+    def __init__(self) -> None:
+        self.installed = False
+        self.layout: _lib.PyMallocLayout | None = None
+        self.reason: str | None = None  # why objects are not counted one by one
+
+    @property
+    def counted(self) -> bool:
+        return self.installed
+
+    def install(self) -> None:
+        if self.installed:
+            return
+        # Checked at every install: a tracer running at one attach (which
+        # hides pymalloc) may be gone at the next.
+        if os.environ.get("CYSCOPE_PYTHON_OBJECTS", "1") == "0":
+            self.layout, reason = None, "switched off (CYSCOPE_PYTHON_OBJECTS=0)"
+        else:
+            self.layout, reason = _lib.pymalloc_layout()
+        if reason != self.reason and reason:
+            log.info("cyscope: Python objects are not counted one by one: %s", reason)
+        self.reason = reason
+        if self.layout is None:
+            return
+        rc = _lib.gil_lib().cyscope_mem_python_objects(ctypes.byref(self.layout))
+        if rc == _lib.OK:
+            self.installed = True
+        else:
+            self.reason = f"the allocator wrappers could not be installed (status {rc})"
+            log.warning("cyscope: Python objects are not counted one by one: %s", self.reason)
+
+    def uninstall(self) -> None:
+        if self.installed:
+            # ESTATE: someone wrapped ours since; they stay, counting nothing.
+            _lib.gil_lib().cyscope_mem_python_objects(None)
+            self.installed = False
+
+
 class Tracker:
     """Process-wide tracker state; use the module's TRACKER, not a new one."""
 
@@ -43,6 +88,7 @@ class Tracker:
         self._attach_modes: list[tuple[bool, bool]] = []  # one entry per attach held
         self._pid = os.getpid()
         self.python_frames = _frames.PythonFrames()
+        self.python_objects = PythonObjects()
 
     # -- availability ---------------------------------------------------------
     @staticmethod
@@ -79,6 +125,8 @@ class Tracker:
             return False
         self._attach_modes.append((exact, native))
         self._apply_mode()
+        if len(self._attach_modes) == 1:
+            self.python_objects.install()
         return True
 
     def detach(self, exact: bool, native: bool) -> None:
@@ -87,6 +135,8 @@ class Tracker:
         if lib is None or (exact, native) not in self._attach_modes:
             return
         self._attach_modes.remove((exact, native))
+        if not self._attach_modes:
+            self.python_objects.uninstall()
         lib.cyscope_mem_detach()
         if self._attach_modes:
             self._apply_mode()
