@@ -92,3 +92,39 @@ def native_totals():
     from cyscope.memory import _lib
 
     return _lib.totals()
+
+
+class TotalsProbe:
+    """Reads the native totals at two points without allocating in between.
+
+    Python objects are counted one by one, so reading totals into a new
+    ctypes object (native_totals()) would count that object in the window:
+    both structs and their pointers are made up front.
+    """
+
+    def __init__(self):
+        import ctypes
+
+        from cyscope.memory import _lib
+
+        self.t0 = _lib.MemTotals(size=ctypes.sizeof(_lib.MemTotals))
+        self.t1 = _lib.MemTotals(size=ctypes.sizeof(_lib.MemTotals))
+        self._r0, self._r1 = ctypes.byref(self.t0), ctypes.byref(self.t1)
+        self._get = _lib.totals_reader()
+
+    def start(self):
+        self._get(self._r0)
+
+    def stop(self):
+        self._get(self._r1)
+
+    def seen(self) -> tuple:
+        """(allocations, allocated bytes, frees, freed bytes, net) between the two."""
+        a, b = self.t0, self.t1
+        return (
+            b.allocations - a.allocations,
+            b.allocated_bytes - a.allocated_bytes,
+            b.frees - a.frees,
+            b.freed_bytes - a.freed_bytes,
+            b.current_bytes - a.current_bytes,
+        )

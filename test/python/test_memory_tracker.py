@@ -10,7 +10,7 @@ import threading
 import pytest
 from cyscope import memory
 from cyscope.memory import _lib, _symbols
-from memory_helpers import ESCAPE, at_least, build_module, line_of, native_totals, pyx_source
+from memory_helpers import ESCAPE, TotalsProbe, at_least, build_module, line_of, native_totals, pyx_source
 
 
 @pytest.fixture(autouse=True)
@@ -30,16 +30,22 @@ cdef extern from "malloc.h":
 cdef void* ptrs[1000]
 cdef void* kept = NULL
 
+cdef size_t usable = 0
+
 def pattern(int n, size_t size):
-    # n blocks of size bytes, all freed; returns the sum of their usable sizes
+    # n blocks of size bytes, all freed; last_usable() is the sum of their
+    # usable sizes (returning it would allocate an int object in the window)
+    global usable
     cdef int i
-    cdef size_t usable = 0
+    usable = 0
     for i in range(n):
         ptrs[i] = malloc(size)  # PATTERN-MALLOC
         cyscope_escape(ptrs[i])
     for i in range(n):
         usable += malloc_usable_size(ptrs[i])
         free(ptrs[i])
+
+def last_usable():
     return usable
 
 def leak():
@@ -109,34 +115,31 @@ def test_known_pattern_gives_exact_totals(pattern_mod):
     # meanwhile. The counts are exact, so one of a few attempts must match
     # to the byte; every attempt is shown if none does.
     attempts = []
+    probe = TotalsProbe()
     for _ in range(5):
         with memory.track():
             _lib.lib().cyscope_mem_configure(ctypes.byref(_lib.config_struct(False, False, 1 << 50)))
-            t0 = native_totals()
-            usable = mod.pattern(1000, 24)
-            t1 = native_totals()
+            probe.start()
+            mod.pattern(1000, 24)
+            probe.stop()
             _lib.lib().cyscope_mem_configure(ctypes.byref(_lib.config_struct(False, False)))
+        usable = mod.last_usable()
         assert usable >= 24 * 1000
-        seen = (
-            t1.allocations - t0.allocations,
-            t1.allocated_bytes - t0.allocated_bytes,
-            t1.frees - t0.frees,
-            t1.freed_bytes - t0.freed_bytes,
-            t1.current_bytes - t0.current_bytes,
-        )
+        seen = probe.seen()
         attempts.append(seen)
         if seen == (1000, usable, 1000, usable, 0):
             break
     assert attempts[-1] == (1000, usable, 1000, usable, 0), attempts
     # Exact mode records requested sizes and every stack.
     with memory.track(exact=True) as report:
-        t0 = native_totals()
+        probe.start()
         mod.pattern(1000, 100)
-        t1 = native_totals()
+        probe.stop()
     # Process-wide totals may include another thread's few allocations; the
     # line's own node below must be exact.
-    assert 1000 <= t1.allocations - t0.allocations <= 1000 + 16
-    assert 100 * 1000 <= t1.allocated_bytes - t0.allocated_bytes <= 100 * 1000 + 4096
+    allocations, allocated = probe.seen()[:2]
+    assert 1000 <= allocations <= 1000 + 16
+    assert 100 * 1000 <= allocated <= 100 * 1000 + 4096
     line = line_of(PATTERN, "PATTERN-MALLOC")
     node = _find(
         report.flamegraph("allocated"),
@@ -240,13 +243,15 @@ def test_attach_detach_1000_times_leaves_process_unpatched(pattern_mod):
 
 
 def test_module_loaded_after_attach_is_tracked(tmp_path):
+    probe = TotalsProbe()
     with memory.track(exact=True) as report:
         mod, _ = build_module(tmp_path, "cyscope_mem_late", PATTERN.replace("PATTERN-MALLOC", "LATE-MALLOC"))
-        t0 = native_totals()
+        probe.start()
         mod.pattern(500, 40)
-        t1 = native_totals()
-    assert 500 <= t1.allocations - t0.allocations <= 500 + 16
-    assert 500 * 40 <= t1.allocated_bytes - t0.allocated_bytes <= 500 * 40 + 4096
+        probe.stop()
+    allocations, allocated = probe.seen()[:2]
+    assert 500 <= allocations <= 500 + 16
+    assert 500 * 40 <= allocated <= 500 * 40 + 4096
     node = _find(report.flamegraph("allocated"), lambda n: n["kind"] == "cython" and n["count"] == 500)
     assert node is not None
     assert node["bytes"] == 500 * 40

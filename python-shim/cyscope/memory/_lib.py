@@ -213,6 +213,7 @@ _GIL_DECLS = {
 
 _lib: ctypes.CDLL | None = None
 _gil_lib: ctypes.PyDLL | None = None
+_totals_into = None
 _reason: str | None = None
 
 
@@ -238,8 +239,14 @@ def lib() -> ctypes.CDLL | None:
     except (OSError, AttributeError) as exc:
         _reason = f"libcyscope.so has no allocation tracker ({exc}): rebuild with `npm run build`"
         return None
-    global _gil_lib
+    global _gil_lib, _totals_into
     _gil_lib = gil_handle
+    # Without argtypes a byref() argument passes as it is: the call itself
+    # allocates no Python object (a declared pointer argument would be
+    # converted into a new one), so a region can read its figures without
+    # counting its own reading.
+    _totals_into = ctypes.CDLL(native.status().path).cyscope_mem_totals_get
+    _totals_into.restype = ctypes.c_int
     _lib = handle
     return _lib
 
@@ -269,6 +276,12 @@ def totals() -> MemTotals:
     t = MemTotals(size=ctypes.sizeof(MemTotals))
     lib().cyscope_mem_totals_get(ctypes.byref(t))
     return t
+
+
+def totals_reader():
+    """f(ctypes.byref(MemTotals)) -> status, allocating nothing per call."""
+    lib()
+    return _totals_into
 
 
 def scan_patched() -> int:

@@ -73,7 +73,7 @@ class Region:
             self.t0 = _lib.MemTotals(size=ctypes.sizeof(_lib.MemTotals))
             self.t1 = _lib.MemTotals(size=ctypes.sizeof(_lib.MemTotals))
             self._t0_ref, self._t1_ref = ctypes.byref(self.t0), ctypes.byref(self.t1)
-            self._totals_get = lib.cyscope_mem_totals_get
+            self._totals_get = _lib.totals_reader()
             del prev, epoch
             self.perf0 = time.perf_counter()
             self._totals_get(self._t0_ref)
