@@ -47,6 +47,25 @@ if [ ! -x "$PY" ] || ! cmp -s "$ROOT/requirements-dev.txt" "$stamp"; then
   cp "$ROOT/requirements-dev.txt" "$stamp"
 fi
 
+# CPython 3.12 and 3.13 (pyenv's interpreters) for the kernel-side test
+# suites: cyscope reads each version's frames and allocator differently.
+for minor in 3.12 3.13; do
+  venv="$ROOT/.venv-py${minor/./}"
+  stamp="$venv/.cyscope-requirements"
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s "$ROOT/requirements-kernel.txt" "$stamp"; then
+    base=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/$minor.*/bin/python$minor 2>/dev/null | sort -V | tail -1)
+    if [ -z "$base" ]; then
+      say "CPython $minor not found under ${PYENV_ROOT:-$HOME/.pyenv}/versions: install it with \`pyenv install $minor\`"
+      exit 1
+    fi
+    say "creating .venv-py${minor/./} ($("$base" -c 'import platform; print(platform.python_version())'))"
+    [ -x "$venv/bin/python" ] || "$base" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -r "$ROOT/requirements-kernel.txt"
+    cp "$ROOT/requirements-kernel.txt" "$stamp"
+  fi
+done
+
 # JupyterLab 4.5 (the previous minor) in a second venv: the e2e tests check
 # that the extension built with 4.6's toolchain also loads there.
 LAB45="$ROOT/.venv-lab45"

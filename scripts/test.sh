@@ -51,9 +51,15 @@ pytest_debian() {
   "$DEBIAN_PY" -m pytest test/python -p no:cacheprovider -m "not wheel"
 }
 
+pytest_pyenv() {
+  # The kernel-side suites on CPython 3.12 / 3.13 (.venv-py312 / .venv-py313,
+  # pyenv's interpreters with requirements-kernel.txt); packaging aside.
+  "$ROOT/.venv-py$1/bin/python" -m pytest test/python -p no:cacheprovider -m "not wheel"
+}
+
 # Stages run in a child bash (for the timeout): hand it the helpers.
-export -f lint_python lint_native native_tests native_sanitized pytest_venv pytest_debian say
-export PY DEBIAN_PY
+export -f lint_python lint_native native_tests native_sanitized pytest_venv pytest_debian pytest_pyenv say
+export PY DEBIAN_PY ROOT
 
 stage "lint: ruff" lint_python
 stage "lint: eslint, prettier, stylelint, tsc" npm run --silent lint:check
@@ -63,6 +69,8 @@ stage "native: ctest" native_tests
 stage "native: ASan/UBSan + valgrind" native_sanitized
 stage "pytest: project venv (CPython $("$PY" -c 'import platform; print(platform.python_version())'))" pytest_venv
 stage "pytest: Debian /usr/bin/python3" pytest_debian
+stage "pytest: CPython 3.12 (.venv-py312)" pytest_pyenv 312
+stage "pytest: CPython 3.13 (.venv-py313)" pytest_pyenv 313
 stage "jest: kernel over ZMQ" npx jest --selectProjects kernel --runInBand
 stage "e2e: JupyterLab in Chromium" npx playwright test -c test/e2e/playwright.config.ts
 

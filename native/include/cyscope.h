@@ -95,14 +95,20 @@ typedef struct cyscope_mem_stack_stat {
 } cyscope_mem_stack_stat;
 
 /* CPython internal layout, supplied by the Python side for the running
- * interpreter (offsets in bytes); lets hooks read Python frames without
- * calling into the interpreter (which could allocate). */
+ * interpreter (offsets in bytes, from its headers or its _Py_DebugOffsets);
+ * lets hooks read Python frames without calling into the interpreter (which
+ * could allocate). -1 marks what a version does not have. */
 typedef struct cyscope_py_layout {
   size_t size;
-  int32_t ts_cframe, cframe_current_frame;
+  int32_t ts_cframe, cframe_current_frame; /* 3.11, 3.12: tstate->cframe->current_frame */
+  /* frame_prev_instr: the frame's instruction pointer (prev_instr, 3.13: instr_ptr) */
   int32_t frame_code, frame_previous, frame_prev_instr, frame_owner, owner_generator;
   int32_t code_filename, code_name, code_firstlineno, code_firsttraceable, code_adaptive;
   int32_t unicode_state, unicode_ascii_data, unicode_utf8;
+  int32_t ts_frame;     /* 3.13: tstate->current_frame */
+  int32_t owner_cstack; /* frames owned by the C stack (entry shims), skipped */
+  int32_t object_type;  /* PyObject.ob_type: a frame's code is checked to be a code object */
+  int32_t unicode_length;
 } cyscope_py_layout;
 
 /* Install the hooks (first call) or change the mode. Reference counted:

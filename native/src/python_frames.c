@@ -14,6 +14,7 @@
 extern void *PyGILState_GetThisThreadState(void) __attribute__((weak));
 extern int Py_IsInitialized(void) __attribute__((weak));
 extern int PyCode_Addr2Line(void *code, int addr) __attribute__((weak));
+extern char PyCode_Type[] __attribute__((weak));
 #pragma GCC visibility pop
 
 static cyscope_py_layout g_py;
@@ -37,7 +38,7 @@ static const char *copy_unicode(uintptr_t obj) {
   const char *src = NULL;
   size_t len = 0;
   if (compact && ascii) {
-    len = (size_t) * (const int64_t *)(obj + 16); /* PyASCIIObject.length */
+    len = (size_t) * (const int64_t *)(obj + (uintptr_t)g_py.unicode_length);
     src = (const char *)(obj + (uintptr_t)g_py.unicode_ascii_data);
   } else if (compact) {
     /* non-ASCII: only if CPython already cached the UTF-8 form (no encode here). */
@@ -123,7 +124,9 @@ int python_set_layout(const cyscope_py_layout *layout) {
     return CYSCOPE_OK;
   }
   if (layout->size < sizeof(cyscope_py_layout)) return CYSCOPE_EINVAL;
-  if (!PyGILState_GetThisThreadState || !Py_IsInitialized || !PyCode_Addr2Line)
+  if ((layout->ts_frame < 0) == (layout->ts_cframe < 0) || layout->object_type < 0)
+    return CYSCOPE_EINVAL;
+  if (!PyGILState_GetThisThreadState || !Py_IsInitialized || !PyCode_Addr2Line || !PyCode_Type)
     return CYSCOPE_ESTATE;
   atomic_store(&g_py_enabled, 0);
   spin_lock(&g_table_lock);
@@ -141,6 +144,7 @@ uintptr_t py_top_frame(void) {
     return 0;
   uintptr_t ts = (uintptr_t)PyGILState_GetThisThreadState();
   if (!ts) return 0;
+  if (g_py.ts_frame >= 0) return *(const uintptr_t *)(ts + (uintptr_t)g_py.ts_frame);
   uintptr_t cframe = *(const uintptr_t *)(ts + (uintptr_t)g_py.ts_cframe);
   if (!cframe) return 0;
   return *(const uintptr_t *)(cframe + (uintptr_t)g_py.cframe_current_frame);
@@ -165,13 +169,24 @@ int walk_python(uintptr_t f, pyraw *out, int max) {
     uintptr_t code = *(const uintptr_t *)(f + (uintptr_t)g_py.frame_code);
     uintptr_t prev = *(const uintptr_t *)(f + (uintptr_t)g_py.frame_prev_instr);
     char owner = *(const char *)(f + (uintptr_t)g_py.frame_owner);
-    uintptr_t first = code + (uintptr_t)g_py.code_adaptive;
-    int traceable = *(const int32_t *)(code + (uintptr_t)g_py.code_firsttraceable);
-    /* Incomplete frames (being set up) have no meaningful position. */
-    if (owner == g_py.owner_generator || prev >= first + 2 * (uintptr_t)traceable) {
-      out[n].code = code;
-      out[n].addr = (int)((intptr_t)prev - (intptr_t)first);
-      n++;
+    /* Entry shims owned by the C stack are not Python code; from 3.13 a
+     * frame's executable need not be a code object at all. */
+    int is_code =
+        code && owner != g_py.owner_cstack &&
+        *(const uintptr_t *)(code + (uintptr_t)g_py.object_type) == (uintptr_t)PyCode_Type;
+    if (is_code) {
+      uintptr_t first = code + (uintptr_t)g_py.code_adaptive;
+      int complete = 1;
+      if (g_py.code_firsttraceable >= 0 && owner != g_py.owner_generator) {
+        /* Incomplete frames (being set up) have no meaningful position. */
+        int traceable = *(const int32_t *)(code + (uintptr_t)g_py.code_firsttraceable);
+        complete = prev >= first + 2 * (uintptr_t)traceable;
+      }
+      if (complete) {
+        out[n].code = code;
+        out[n].addr = (int)((intptr_t)prev - (intptr_t)first);
+        n++;
+      }
     }
     f = *(const uintptr_t *)(f + (uintptr_t)g_py.frame_previous);
   }

@@ -57,13 +57,17 @@ class KernelCellTracker:
         if not t.attached:
             return None
         base = self._baseline - self._current0
-        return {
+        figures = {
             "current_bytes": max(0, base + t.current_bytes),
             "peak_bytes": max(0, base + t.peak_bytes),
             "allocated_bytes": int(t.allocated_bytes),
             "allocations": int(t.allocations),
             "tracker_bytes": int(t.tracker_bytes),
         }
+        notices = self.tracker.notices()
+        if notices:
+            figures["notices"] = notices
+        return figures
 
     def close(self) -> None:
         if self._closed:

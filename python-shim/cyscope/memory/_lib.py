@@ -66,6 +66,7 @@ class StackStat(ctypes.Structure):
 
 
 class PyLayout(ctypes.Structure):
+    # cyscope_py_layout (cyscope.h); filled by _frames.layout_for_this_python().
     _fields_ = [("size", ctypes.c_size_t)] + [
         (name, ctypes.c_int32)
         for name in (
@@ -84,40 +85,12 @@ class PyLayout(ctypes.Structure):
             "unicode_state",
             "unicode_ascii_data",
             "unicode_utf8",
+            "ts_frame",
+            "owner_cstack",
+            "object_type",
+            "unicode_length",
         )
     ]
-
-
-# CPython's internal frame/code layout, measured with offsetof() against the
-# 3.11 headers (identical in 3.11.2 and 3.11.7). Other versions get totals and
-# native frames but no Python frames until their layout is added here.
-_LAYOUTS = {
-    (3, 11): dict(
-        ts_cframe=56,
-        cframe_current_frame=8,
-        frame_code=32,
-        frame_previous=48,
-        frame_prev_instr=56,
-        frame_owner=69,
-        owner_generator=1,
-        code_filename=112,
-        code_name=120,
-        code_firstlineno=72,
-        code_firsttraceable=168,
-        code_adaptive=184,
-        unicode_state=32,
-        unicode_ascii_data=48,
-        unicode_utf8=56,
-    )
-}
-
-
-def python_layout() -> PyLayout | None:
-    fields = _LAYOUTS.get(sys.version_info[:2])
-    if fields is None or hasattr(sys, "gettotalrefcount"):  # debug builds differ
-        return None
-    layout = PyLayout(size=ctypes.sizeof(PyLayout), **fields)
-    return layout
 
 
 class PyMallocLayout(ctypes.Structure):

@@ -46,6 +46,19 @@ class PythonObjects:
     def counted(self) -> bool:
         return self.installed
 
+    @property
+    def arena_level(self) -> bool:
+        """pymalloc serves objects, but they are counted by arena (a
+        tracer got there first, an unknown layout): worth a notice. Not so
+        when switched off, or under another allocator (PYTHONMALLOC=malloc
+        makes every object a malloc block, counted one by one anyway)."""
+        return (
+            not self.installed
+            and self.reason is not None
+            and not self.reason.startswith("switched off")
+            and "allocator is malloc" not in self.reason
+        )
+
     def install(self) -> None:
         if self.installed:
             return
@@ -140,6 +153,31 @@ class Tracker:
         lib.cyscope_mem_detach()
         if self._attach_modes:
             self._apply_mode()
+
+    # -- what the panel should tell --------------------------------------------
+    def notices(self) -> list[dict]:
+        """Why figures or stacks are less than they could be: [{id, message}].
+
+        Sent to the panel with the tracker's figures (sample.native.notices)
+        and logged once when they first arise.
+        """
+        out = []
+        if self.python_frames.reason:
+            out.append({"id": "python-frames", "message": f"Python frames are not shown: {self.python_frames.reason}."})
+        if self.python_objects.arena_level:
+            out.append(
+                {
+                    "id": "python-objects",
+                    "message": "Python objects are counted by pymalloc arena, not one by one: "
+                    f"{self.python_objects.reason}.",
+                }
+            )
+        from . import _symbols
+
+        missing = _symbols.missing_symboliser()
+        if missing:
+            out.append({"id": "symboliser", "message": missing})
+        return out
 
     # -- finished cells ---------------------------------------------------------
     def note_cell(self, report: _report.Report) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ import threading
 from dataclasses import dataclass
 
 from . import _lib
+
+log = logging.getLogger("cyscope.memory")
 
 
 @dataclass(frozen=True)
@@ -161,15 +164,38 @@ def _cython_name(c_function: str) -> str:
     return ".".join(parts[1:]) if len(parts) > 1 else (parts[0] if parts else c_function)
 
 
+# Why the symboliser could not be used, once known (reported once).
+_missing: str | None = None
+
+
+def missing_symboliser() -> str | None:
+    """A notice for the panel when addr2line is missing, else None."""
+    return _missing
+
+
+def _symboliser() -> str | None:
+    global _missing
+    exe = shutil.which("addr2line")
+    if exe is None and _missing is None:
+        _missing = (
+            "addr2line (GNU binutils) is not installed: native frames show as library and symbol, "
+            "%%cython frames by their line tables read without it; install it (apt-get install binutils)"
+        )
+        log.warning("cyscope: %s", _missing)
+    return exe
+
+
 def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]:
     """For each offset, its inline chain [(function, file, line)], innermost first.
 
     Function names come demangled (``-C``): C++ code, including a
     ``%%cython --cplus`` module, reads as written.
     """
-    exe = shutil.which("addr2line")
     unknown = [[("??", "??", 0)] for _ in offsets]
-    if not exe or not offsets:
+    if not offsets:
+        return unknown
+    exe = _symboliser()
+    if not exe:
         return unknown
     try:
         out = subprocess.run(
