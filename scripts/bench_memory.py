@@ -11,6 +11,12 @@ workload alone (tracker start/stop excluded), from --reps interleaved
   (d) numpy: 10,000 x 3 arrays of 1000 float64
 The Cython workloads are compiled with Cython's cythonize in a private temp
 dir. memray is optional (skipped with a note when not installed).
+
+Then, in a real IPython shell with cyscope loaded as a kernel loads it, the
+cost of the per-cell work at cell end (post_run_cell: the monitor closing
+the cell's record and the tracker its region) at cell 100 and at cell
+--cells (10,000), and the tracker's own memory at both: per-cell work must
+follow what the cell did, not how long the kernel has run.
 """
 
 from __future__ import annotations
@@ -192,11 +198,62 @@ def measure(fn, tracker, reps: int) -> tuple[float, float]:
     return min(base), min(tracked) / min(base)
 
 
+# A cell of a long session: new code each time (so new code objects and,
+# when sampled, new stacks), some objects kept, some freed, now and then a
+# larger block kept.
+CELL = "x{i} = [{{'a': j, 'b': str(j)}} for j in range(200)]\ny{i} = bytearray(300_000) if {i} % 50 == 0 else None\n"
+
+
+def bench_cells(cells: int, window: int = 100) -> dict:
+    """post_run_cell cost (ms, median of `window` cells) at cell ~100 and at cell `cells`."""
+    import statistics
+
+    from cyscope.extension import current_state
+    from IPython.testing.globalipapp import start_ipython
+
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "cyscope")
+    state = current_state(ip)
+    if state.tracker is None:
+        raise SystemExit("the native tracker did not attach")
+    timings: list[float] = []
+    original = state.post_run_cell
+
+    def timed_post_run_cell(result):
+        t0 = time.perf_counter()
+        original(result)
+        timings.append((time.perf_counter() - t0) * 1000.0)
+
+    ip.events.unregister("post_run_cell", original)
+    ip.events.register("post_run_cell", timed_post_run_cell)
+    tracker_bytes = {}
+    for i in range(cells):
+        ip.run_cell(CELL.format(i=i), store_history=True)
+        if i + 1 in (window + window // 2, cells):
+            tracker_bytes[i + 1] = state.tracker.snapshot()["tracker_bytes"]
+    early = statistics.median(timings[window // 2 : window + window // 2])
+    late = statistics.median(timings[-window:])
+    ip.events.unregister("post_run_cell", timed_post_run_cell)
+    ip.events.register("post_run_cell", original)
+    return {
+        "early_ms": early,
+        "late_ms": late,
+        "ratio": late / early,
+        "tracker_early": tracker_bytes[window + window // 2],
+        "tracker_late": tracker_bytes[cells],
+        "cells": cells,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--markdown", help="write the table into this file (between markers)")
+    ap.add_argument("--cells", type=int, default=10_000, help="cells of the per-cell cost run (0: skip it)")
+    ap.add_argument("--only-cells", action="store_true", help="run only the per-cell cost run")
     args = ap.parse_args()
+    if args.only_cells:
+        return report_cells(args)
     if not memory.available():
         print(f"cyscope native library unavailable: {memory.unavailable_reason()}", file=sys.stderr)
         return 2
@@ -228,16 +285,36 @@ def main() -> int:
     print(env)
     print(text)
     if args.markdown:
-        path = Path(args.markdown)
-        content = path.read_text() if path.exists() else ""
-        begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-        block = f"{begin}\n{env}\n\n{text}\n{end}"
-        if begin in content and end in content:
-            content = content[: content.index(begin)] + block + content[content.index(end) + len(end) :]
-        else:
-            content += "\n" + block + "\n"
-        path.write_text(content)
+        write_block(args.markdown, "bench", f"{env}\n\n{text}")
+    return report_cells(args) if args.cells else 0
+
+
+def report_cells(args) -> int:
+    r = bench_cells(args.cells)
+    text = (
+        f"post_run_cell at cell 100: {r['early_ms']:.3f} ms, at cell {r['cells']:,}: {r['late_ms']:.3f} ms "
+        f"(ratio {r['ratio']:.2f}; medians of 100 cells)\n"
+        f"tracker memory at cell 150: {r['tracker_early'] / 1024:.0f} KiB, "
+        f"at cell {r['cells']:,}: {r['tracker_late'] / 1024:.0f} KiB"
+    )
+    print()
+    print(text)
+    if args.markdown:
+        write_block(args.markdown, "cells", text)
     return 0
+
+
+def write_block(path_name: str, name: str, text: str) -> None:
+    """Put `text` between <!-- name:begin --> and <!-- name:end --> in the file."""
+    path = Path(path_name)
+    content = path.read_text() if path.exists() else ""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in content and end in content:
+        content = content[: content.index(begin)] + block + content[content.index(end) + len(end) :]
+    else:
+        content += "\n" + block + "\n"
+    path.write_text(content)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,14 @@ CYSCOPE_API int cyscope_mem_peak_by_stack(cyscope_mem_stack_stat *out, size_t ca
                                           int64_t *snapshot_current);
 /* Cumulative recorded allocations per stack (epoch field = 0). */
 CYSCOPE_API int cyscope_mem_stack_totals(cyscope_mem_stack_stat *out, size_t cap, size_t *n);
+/* Recorded allocations per stack made in epochs [lo, hi] (epoch field = 0),
+ * at a cost that follows what those epochs recorded, not how many stacks
+ * exist. Answers need the change log from lo on: see stack_log_trim.
+ * Returns CYSCOPE_ENOMEM with *n = needed when cap is too small. */
+CYSCOPE_API int cyscope_mem_stack_changes(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out,
+                                          size_t cap, size_t *n);
+/* Forget the change log before `epoch` (no region older than it is open). */
+CYSCOPE_API int cyscope_mem_stack_log_trim(uint32_t epoch);
 CYSCOPE_API int cyscope_mem_stack_frames(uint32_t stack_id, cyscope_mem_frame *out, size_t cap,
                                          size_t *n);
 /* Walk every loaded object's relocations and count slots holding a hook

@@ -213,7 +213,7 @@ static __attribute__((noinline)) void note_mapping(tstate *t, uintptr_t lo, uint
   /* A mapping the table cannot hold is not counted: its unmap would never
    * be subtracted. */
   if (count_it && maps_add(&m) != 0) count_it = 0;
-  if (count_it && stack) stack_note_record(stack, hi - lo, 1.0);
+  if (count_it && stack) stack_note_record(stack, hi - lo, 1.0, m.epoch);
   spin_unlock(&g_table_lock);
   if (gone) acct_sub(t, gone);
   if (count_it) acct_add(t, hi - lo);

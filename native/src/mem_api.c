@@ -99,7 +99,7 @@ int cyscope_mem_totals_get(cyscope_mem_totals *o) {
   spin_lock(&g_table_lock);
   o->stacks = stack_count();
   o->tracker_bytes = arena_bytes() + live_tracker_bytes() + stacks_tracker_bytes() +
-                     codes_tracker_bytes() + peak_tracker_bytes();
+                     codes_tracker_bytes() + peak_tracker_bytes() + stack_log_tracker_bytes();
   spin_unlock(&g_table_lock);
   o->tracker_bytes += threads_tracker_bytes() + pyobjects_tracker_bytes();
   pthread_mutex_lock(&g_patch_lock);
@@ -122,8 +122,24 @@ int cyscope_mem_reset_peak(int64_t *previous_peak) {
 }
 
 int cyscope_mem_next_epoch(uint32_t *epoch) {
+  spin_lock(&g_table_lock);
   uint32_t e = atomic_fetch_add(&g_epoch, 1) + 1;
+  stack_log_epoch_started(e);
+  spin_unlock(&g_table_lock);
   if (epoch) *epoch = e;
+  return CYSCOPE_OK;
+}
+
+int cyscope_mem_stack_changes(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap,
+                              size_t *n) {
+  if (!n || (!out && cap)) return CYSCOPE_EINVAL;
+  return stack_changes(lo, hi, out, cap, n);
+}
+
+int cyscope_mem_stack_log_trim(uint32_t epoch) {
+  spin_lock(&g_table_lock);
+  stack_log_trim(epoch);
+  spin_unlock(&g_table_lock);
   return CYSCOPE_OK;
 }
 

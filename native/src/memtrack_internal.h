@@ -257,7 +257,12 @@ void stacks_init(void);
 /* Capture and intern the calling stack. */
 uint32_t capture_stack(uintptr_t pyf, int native, uintptr_t ra);
 /* All table lock held. */
-void stack_note_record(uint32_t id, uint64_t size, double weight);
+void stack_note_record(uint32_t id, uint64_t size, double weight, uint32_t epoch);
+/* The change log (what regions allocated, by stack). */
+void stack_log_epoch_started(uint32_t epoch);
+void stack_log_trim(uint32_t epoch);
+int stack_changes(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap, size_t *n);
+uint64_t stack_log_tracker_bytes(void);
 size_t stack_count(void);
 int stack_totals(cyscope_mem_stack_stat *out, size_t cap, size_t *n);
 int stack_frames(uint32_t id, cyscope_mem_frame *out, size_t cap, size_t *n);

@@ -41,7 +41,7 @@ __attribute__((noinline)) void record_block(tstate *t, uintptr_t p, uint64_t siz
   rec r = {p, size, stack, atomic_load_explicit(&g_epoch, RLX), (float)weight, 0};
   spin_lock(&g_table_lock);
   live_insert(&r);
-  if (stack) stack_note_record(stack, size, weight);
+  if (stack) stack_note_record(stack, size, weight, r.epoch);
   spin_unlock(&g_table_lock);
   t->off--;
 }

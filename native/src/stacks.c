@@ -15,6 +15,7 @@ typedef struct stack_hdr {
   uint32_t next;               /* chain in the hash bucket (0 = end, ids start at 1) */
   double cum_bytes, cum_count; /* estimated allocations recorded on this stack */
   uint64_t cum_records;
+  uint32_t touched; /* the last epoch a record was made on this stack */
   cyscope_mem_frame frames[];
 } stack_hdr;
 static stack_hdr **g_stacks; /* g_stacks[id] */
@@ -66,6 +67,7 @@ static uint32_t stack_intern(const cyscope_mem_frame *f, int n) { /* table lock 
   s->n = (uint32_t)n;
   s->cum_bytes = s->cum_count = 0;
   s->cum_records = 0;
+  s->touched = 0;
   memcpy(s->frames, f, n * sizeof(*f));
   uint32_t id = (uint32_t)g_nstacks++;
   g_stacks[id] = s;
@@ -152,11 +154,118 @@ void stacks_init(void) {
   _Unwind_Backtrace(unw_cb, &u);
 }
 
+/* ------------------------------------------------------------ the change log */
+/* What a region allocated, by stack, without copying every stack: the
+ * first record made on a stack in an epoch appends (epoch, stack, the
+ * stack's totals before it) to a log. A stack's allocations in epochs
+ * lo..hi are its totals at the end of hi minus its totals before its first
+ * entry at or after lo, so a region's answer costs what the region did, not
+ * what the process ever ran. The log keeps what open regions may still ask
+ * for (stack_log_trim). */
+typedef struct log_ent {
+  uint32_t epoch, stack;
+  double bytes, count; /* the stack's totals before this epoch's first record */
+  uint64_t records;
+} log_ent;
+static log_ent *g_log;
+static size_t g_log_n, g_log_cap;
+/* Where each recent epoch's entries start in the log (a ring; an epoch too
+ * old for it is searched from the log's start). */
+#define EPOCH_RING 4096
+static struct {
+  uint32_t epoch;
+  size_t pos;
+} g_epoch_pos[EPOCH_RING];
+
+static void log_touch(stack_hdr *s, uint32_t id, uint32_t epoch) { /* table lock held */
+  if (s->touched == epoch) return;
+  log_ent *grown = ct_os_grow(g_log, &g_log_cap, g_log_n, g_log_n + 1, sizeof(log_ent), 1024);
+  if (!grown) return; /* out of memory: this stack's share of the epoch is lost */
+  g_log = grown;
+  g_log[g_log_n++] = (log_ent){epoch, id, s->cum_bytes, s->cum_count, s->cum_records};
+  s->touched = epoch;
+}
+
+void stack_log_epoch_started(uint32_t epoch) { /* table lock held */
+  g_epoch_pos[epoch % EPOCH_RING].epoch = epoch;
+  g_epoch_pos[epoch % EPOCH_RING].pos = g_log_n;
+}
+
+/* Log entries older than `epoch` are no longer asked for. */
+void stack_log_trim(uint32_t epoch) { /* table lock held */
+  size_t w = 0;
+  for (size_t i = 0; i < g_log_n; i++)
+    if (g_log[i].epoch >= epoch) g_log[w++] = g_log[i];
+  g_log_n = w;
+  /* Positions before the trim are meaningless now. */
+  for (size_t i = 0; i < EPOCH_RING; i++) g_epoch_pos[i].epoch = 0;
+}
+
+int stack_changes(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap, size_t *n) {
+  spin_lock(&g_table_lock);
+  size_t start = 0;
+  if (g_epoch_pos[lo % EPOCH_RING].epoch == lo && g_epoch_pos[lo % EPOCH_RING].pos <= g_log_n)
+    start = g_epoch_pos[lo % EPOCH_RING].pos;
+  /* One slot per stack of the answer: stack id -> index + 1. */
+  size_t tcap = 64;
+  while (tcap < (g_log_n - start) * 2 + 2) tcap *= 2;
+  uint32_t *tab = ct_os_alloc(tcap * sizeof(uint32_t));
+  if (!tab) {
+    spin_unlock(&g_table_lock);
+    return CYSCOPE_EOS;
+  }
+  /* Per stack: the totals before its first entry in [lo, hi], and the
+   * totals before its first entry after hi (else its current totals). */
+  size_t used = 0, need = 0;
+  for (size_t i = start; i < g_log_n; i++) {
+    const log_ent *e = &g_log[i];
+    if (e->epoch < lo) continue;
+    size_t j = slot_of_key(e->stack, tcap);
+    while (tab[j] && out[tab[j] - 1].stack_id != e->stack) j = (j + 1) & (tcap - 1);
+    if (!tab[j]) {
+      if (e->epoch > hi) continue; /* first seen after the range: nothing in it */
+      need++;
+      if (used >= cap) continue;
+      cyscope_mem_stack_stat *o = &out[used++];
+      tab[j] = (uint32_t)used;
+      stack_hdr *s = g_stacks[e->stack];
+      /* Start from the current totals; an entry after hi lowers them. */
+      o->stack_id = e->stack;
+      o->epoch = 0;
+      o->bytes = s->cum_bytes - e->bytes;
+      o->count = s->cum_count - e->count;
+      o->exact_bytes = 0;
+      o->records = s->cum_records - e->records;
+      continue;
+    }
+    cyscope_mem_stack_stat *o = &out[tab[j] - 1];
+    /* exact_bytes (0 until the end) marks "end of range found". */
+    if (e->epoch > hi && o->exact_bytes == 0) {
+      /* The stack's totals at the end of hi: what it had before this entry. */
+      stack_hdr *s = g_stacks[e->stack];
+      o->bytes -= s->cum_bytes - e->bytes;
+      o->count -= s->cum_count - e->count;
+      o->records -= s->cum_records - e->records;
+      o->exact_bytes = 1;
+    }
+  }
+  for (size_t i = 0; i < used; i++) out[i].exact_bytes = 0;
+  ct_os_free(tab, tcap * sizeof(uint32_t));
+  *n = need;
+  spin_unlock(&g_table_lock);
+  return need > cap ? CYSCOPE_ENOMEM : CYSCOPE_OK;
+}
+
+uint64_t stack_log_tracker_bytes(void) { return g_log_cap * sizeof(log_ent); } /* table lock held */
+
 /* ------------------------------------------------------------------ reading */
-void stack_note_record(uint32_t id, uint64_t size, double weight) { /* table lock held */
-  g_stacks[id]->cum_bytes += (double)size * weight;
-  g_stacks[id]->cum_count += weight;
-  g_stacks[id]->cum_records++;
+void stack_note_record(uint32_t id, uint64_t size, double weight,
+                       uint32_t epoch) { /* table lock held */
+  stack_hdr *s = g_stacks[id];
+  log_touch(s, id, epoch);
+  s->cum_bytes += (double)size * weight;
+  s->cum_count += weight;
+  s->cum_records++;
 }
 
 size_t stack_count(void) { return g_nstacks - 1; } /* table lock held */

@@ -306,6 +306,51 @@ static void test_dlsym(void) {
   dlclose(self);
 }
 
+/* What epochs allocated, by stack, from the change log: per range, and
+ * still right after the log before them is trimmed. */
+static __attribute__((noinline)) void *alloc_site_a(size_t n) { return sink = malloc(n); }
+static __attribute__((noinline)) void *alloc_site_b(size_t n) { return sink = calloc(1, n); }
+
+static uint64_t changed_records(uint32_t lo, uint32_t hi, int *stacks) {
+  cyscope_mem_stack_stat st[64];
+  size_t n = 0;
+  if (cyscope_mem_stack_changes(lo, hi, st, 64, &n) != CYSCOPE_OK) return (uint64_t)-1;
+  uint64_t records = 0;
+  for (size_t k = 0; k < n; k++) records += st[k].records;
+  *stacks = (int)n;
+  return records;
+}
+
+static void test_stack_changes(void) {
+  cyscope_mem_config c = config(1, 0);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  static void *ptrs[160];
+  uint32_t e1 = 0, e2 = 0, e3 = 0;
+  cyscope_mem_next_epoch(&e1);
+  for (int i = 0; i < 100; i++) ptrs[i] = alloc_site_a(40);
+  cyscope_mem_next_epoch(&e2);
+  for (int i = 100; i < 150; i++) ptrs[i] = alloc_site_a(40);
+  for (int i = 150; i < 160; i++) ptrs[i] = alloc_site_b(40);
+  cyscope_mem_next_epoch(&e3);
+  for (int i = 0; i < 160; i++) free(ptrs[i]); /* frees change nothing here */
+  int stacks = 0;
+  CHECK_EQ(changed_records(e1, e1, &stacks), 100);
+  CHECK_EQ(stacks, 1);
+  CHECK_EQ(changed_records(e2, e2, &stacks), 60);
+  CHECK_EQ(stacks, 2);
+  CHECK_EQ(changed_records(e1, e2, &stacks), 160);
+  CHECK_EQ(changed_records(e3, e3, &stacks), 0);
+  CHECK_EQ(cyscope_mem_stack_log_trim(e2), CYSCOPE_OK);
+  CHECK_EQ(changed_records(e2, e2, &stacks), 60);
+  CHECK_EQ(stacks, 2);
+  /* A full answer needs room: the size needed comes back. */
+  cyscope_mem_stack_stat one[1];
+  size_t n = 0;
+  CHECK_EQ(cyscope_mem_stack_changes(e2, e2, one, 1, &n), CYSCOPE_ENOMEM);
+  CHECK_EQ(n, 2);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
 /* fork() while 8 threads allocate, 200 times: every child starts detached
  * and can allocate; the parent stays attached and balanced. */
 enum { FORK_THREADS = 8, FORKS = 200 };
@@ -685,6 +730,7 @@ int main(void) {
   test_mremap();
   test_map_ranges();
   test_dlsym();
+  test_stack_changes();
   test_threads();
   test_thread_exit_peak();
   test_pause_and_peak();

@@ -170,6 +170,14 @@ _DECLS = {
     ],
     "cyscope_mem_peak_by_stack": [_P(StackStat), ctypes.c_size_t, _P(ctypes.c_size_t), _P(ctypes.c_int64)],
     "cyscope_mem_stack_totals": [_P(StackStat), ctypes.c_size_t, _P(ctypes.c_size_t)],
+    "cyscope_mem_stack_changes": [
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        _P(StackStat),
+        ctypes.c_size_t,
+        _P(ctypes.c_size_t),
+    ],
+    "cyscope_mem_stack_log_trim": [ctypes.c_uint32],
     "cyscope_mem_stack_frames": [ctypes.c_uint32, _P(MemFrame), ctypes.c_size_t, _P(ctypes.c_size_t)],
     "cyscope_mem_code_info": [
         ctypes.c_uint64,
@@ -186,7 +194,7 @@ _GIL_DECLS = {
 
 _lib: ctypes.CDLL | None = None
 _gil_lib: ctypes.PyDLL | None = None
-_totals_into = None
+_bare: ctypes.CDLL | None = None
 _reason: str | None = None
 
 
@@ -212,14 +220,15 @@ def lib() -> ctypes.CDLL | None:
     except (OSError, AttributeError) as exc:
         _reason = f"libcyscope.so has no allocation tracker ({exc}): rebuild with `npm run build`"
         return None
-    global _gil_lib, _totals_into
+    global _gil_lib, _bare
     _gil_lib = gil_handle
     # Without argtypes a byref() argument passes as it is: the call itself
     # allocates no Python object (a declared pointer argument would be
     # converted into a new one), so a region can read its figures without
     # counting its own reading.
-    _totals_into = ctypes.CDLL(native.status().path).cyscope_mem_totals_get
-    _totals_into.restype = ctypes.c_int
+    _bare = ctypes.CDLL(native.status().path)
+    for name in ("cyscope_mem_totals_get", "cyscope_mem_next_epoch"):
+        getattr(_bare, name).restype = ctypes.c_int
     _lib = handle
     return _lib
 
@@ -254,7 +263,13 @@ def totals() -> MemTotals:
 def totals_reader():
     """f(ctypes.byref(MemTotals)) -> status, allocating nothing per call."""
     lib()
-    return _totals_into
+    return _bare.cyscope_mem_totals_get
+
+
+def epoch_advancer():
+    """f(ctypes.byref(c_uint32)) -> status: cyscope_mem_next_epoch, allocating nothing per call."""
+    lib()
+    return _bare.cyscope_mem_next_epoch
 
 
 def scan_patched() -> int:
@@ -284,6 +299,11 @@ def live_by_stack(lo: int, hi: int) -> list[StackStat]:
 
 def stack_totals() -> list[StackStat]:
     return _fetch(lib().cyscope_mem_stack_totals)
+
+
+def stack_changes(lo: int, hi: int) -> list[StackStat]:
+    """What epochs lo..hi allocated, by stack (from the native change log)."""
+    return _fetch(lib().cyscope_mem_stack_changes, lo, hi)
 
 
 def peak_by_stack() -> tuple[list[StackStat], int]:

@@ -39,6 +39,11 @@ class Region:
         self.max_peak = -(1 << 62)
         self.best_snapshot: tuple[list, int] | None = None
 
+    @property
+    def epoch_lo(self) -> int:
+        """The region's first epoch (read after start: reading allocates)."""
+        return self._epoch_lo.value
+
     def _harvest(self) -> None:
         """Keep the peak snapshot before an inner region resets it."""
         snap, cur = _lib.peak_by_stack()
@@ -58,30 +63,33 @@ class Region:
             self.attached = tracker.attach(self.exact, self.native)
             if not self.attached:
                 return self
-            # Stack ids are dense (1..n): keep the raw array, diff at the end.
-            self.stacks0 = _lib.stack_totals()
             prev = ctypes.c_int64()
             for r in tracker.open_regions:
                 r._harvest()
             lib.cyscope_mem_reset_peak(ctypes.byref(prev))
             for r in tracker.open_regions:
                 r.max_peak = max(r.max_peak, prev.value)
-            epoch = ctypes.c_uint32()
-            lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
-            self.epoch_lo = epoch.value
-            tracker.open_regions.append(self)
             self.t0 = _lib.MemTotals(size=ctypes.sizeof(_lib.MemTotals))
             self.t1 = _lib.MemTotals(size=ctypes.sizeof(_lib.MemTotals))
             self._t0_ref, self._t1_ref = ctypes.byref(self.t0), ctypes.byref(self.t1)
             self._totals_get = _lib.totals_reader()
-            del prev, epoch
+            self._next_epoch = _lib.epoch_advancer()
+            self._epoch_lo, self._epoch_end = ctypes.c_uint32(), ctypes.c_uint32()
+            self._epoch_lo_ref, self._epoch_end_ref = ctypes.byref(self._epoch_lo), ctypes.byref(self._epoch_end)
+            del prev
+            tracker.open_regions.append(self)
             self.perf0 = time.perf_counter()
+            # Last: the region's epochs (its stacks) and figures start here.
+            self._next_epoch(self._epoch_lo_ref)
             self._totals_get(self._t0_ref)
         return self
 
     def finish(self) -> _report.Report:
         if self.attached:
-            self._totals_get(self._t1_ref)  # first: nothing below is the region's
+            # First: nothing below is the region's (its figures, and the
+            # epochs its stacks are counted in, end here).
+            self._totals_get(self._t1_ref)
+            self._next_epoch(self._epoch_end_ref)
         lib = _lib.lib()
         tracker = self.tracker
         rep = _report.Report(
@@ -95,11 +103,7 @@ class Region:
             rep.active = False
             return rep
         t1 = self.t1
-        # Close the epoch range first: the bookkeeping below is not the region's.
-        epoch = ctypes.c_uint32()
-        lib.cyscope_mem_next_epoch(ctypes.byref(epoch))
-        hi = epoch.value - 1
-        stacks1 = _lib.stack_totals()
+        hi = self._epoch_end.value - 1
         rep.duration_ms = (time.perf_counter() - self.perf0) * 1000.0
         with tracker.lock:
             try:
@@ -127,19 +131,23 @@ class Region:
                 else:
                     peak_stats = [s for s in _report._stats(snap[0]) if self.epoch_lo <= s.epoch <= hi]
                 rep.peak_stacks = _report.cap_stacks(peak_stats)
-                rep.allocated_stacks = []
-                s0 = self.stacks0
-                for s in stacks1:
-                    i = s.stack_id - 1
-                    b0, c0 = (s0[i].bytes, s0[i].count) if i < len(s0) else (0.0, 0.0)
-                    if s.bytes - b0 > 0.5:
-                        rep.allocated_stacks.append(_report.StackBytes(s.stack_id, 0, s.bytes - b0, s.count - c0, 0, 0))
-                rep.allocated_stacks = _report.cap_stacks(rep.allocated_stacks)
+                # What the region allocated, by stack: the native change log
+                # answers for its epochs only, whatever ran before.
+                rep.allocated_stacks = _report.cap_stacks(
+                    [
+                        _report.StackBytes(s.stack_id, 0, s.bytes, s.count, 0, s.records)
+                        for s in _lib.stack_changes(self.epoch_lo, hi)
+                        if s.bytes > 0.5
+                    ]
+                )
             finally:
                 # Even when interrupted half-way, the region closes: it leaves
                 # the open list and gives back its attach.
                 if self in tracker.open_regions:
                     tracker.open_regions.remove(self)
+                # The change log is kept from the oldest open region on.
+                oldest = min((r.epoch_lo for r in tracker.open_regions), default=hi + 1)
+                lib.cyscope_mem_stack_log_trim(oldest)
                 # Outer regions see this region's peak through the global
                 # peak, which is not reset here.
                 tracker.detach(self.exact, self.native)
@@ -164,7 +172,7 @@ class Tracking:
             log.warning("cyscope.track: allocation tracker unavailable: %s", TRACKER.unavailable_reason())
         return self.report
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> bool:  # no *args: a tuple made here would count
         done = self._region.finish()
         # Fill the object the with-statement handed out.
         self.report.__dict__.update(done.__dict__)

@@ -83,7 +83,12 @@ class Report:
 
     # -- figures --------------------------------------------------------------
     def to_cell_memory(self) -> dict:
-        """The protocol's cellMemory object (plus extra keys it allows)."""
+        """The protocol's cellMemory object (plus extra keys it allows).
+
+        Figures only: nothing here symbolises a stack (which can start
+        addr2line), so a cell's end costs what the cell did. Stacks are
+        resolved when a report, a flamegraph or leaks_by_line() asks.
+        """
         return {
             "peak_bytes": max(0, int(self.peak_bytes)),
             "net_bytes": int(self.net_bytes),
@@ -95,7 +100,6 @@ class Report:
             "duration_ms": float(self.duration_ms),
             "exact": bool(self.exact),
             "native": bool(self.native),
-            "leaks_by_line": self.leaks_by_line(limit=20),
         }
 
     def leaks_by_line(self, limit: int | None = None) -> list[dict]:
