@@ -8,7 +8,20 @@ which is what users of ``%%cython`` expect.
 from __future__ import annotations
 
 import copy
+import os
+import shlex
+import shutil
+import sys
+import sysconfig
 import warnings
+
+
+class MissingBuildTool(RuntimeError):
+    """A tool ``%%cython`` needs is not installed: the message names it and how
+    to install it, and IPython shows that message alone, not a traceback."""
+
+    def _render_traceback_(self):
+        return [f"{type(self).__name__}: {self}"]
 
 
 def distutils():
@@ -21,16 +34,39 @@ def distutils():
             from distutils.core import Distribution, Extension
             from distutils.errors import CCompilerError, DistutilsError
         except ImportError:  # Python >= 3.12 without setuptools' distutils shim
-            from setuptools import Distribution, Extension
-            from setuptools._distutils import log
-            from setuptools._distutils.errors import CCompilerError, DistutilsError
-            from setuptools.command.build_ext import build_ext
+            try:
+                from setuptools import Distribution, Extension
+                from setuptools._distutils import log
+                from setuptools._distutils.errors import CCompilerError, DistutilsError
+                from setuptools.command.build_ext import build_ext
+            except ImportError:
+                raise MissingBuildTool(
+                    "setuptools is not installed in this kernel's environment, and %%cython compiles "
+                    "through it (Python 3.12 and later have no distutils). Install it: "
+                    f"{shlex.quote(sys.executable)} -m pip install setuptools"
+                ) from None
     return Distribution, Extension, build_ext, CCompilerError, DistutilsError, log
+
+
+def require_compiler(cplus: bool = False) -> None:
+    """The C (or C++) compiler the build would run, or MissingBuildTool naming it."""
+    var = "CXX" if cplus else "CC"
+    command = os.environ.get(var) or sysconfig.get_config_var(var) or ("g++" if cplus else "gcc")
+    words = shlex.split(command)
+    exe = words[0] if words else command
+    if shutil.which(exe) is None:
+        kind = "C++" if cplus else "C"
+        raise MissingBuildTool(
+            f"the {kind} compiler {exe!r} is not installed (%%cython runs it; it comes from ${var} or "
+            f"this Python's build settings). Install one: apt-get install {'g++' if cplus else 'gcc'} "
+            f"(Debian, Ubuntu), or set {var} to a compiler you have."
+        )
 
 
 def build_ext_command(extension, build_lib: str, build_temp: str, extra_flags: list | None = None):
     """A ready ``build_ext`` for one extension: module into ``build_lib``, objects into ``build_temp``."""
     Distribution, _e, build_ext, _c, _d, _l = distutils()
+    require_compiler(cplus=getattr(extension, "language", None) == "c++")
     dist = Distribution()
     config_files = dist.find_config_files()
     if "setup.cfg" in config_files:  # the kernel's working folder is not a project being built

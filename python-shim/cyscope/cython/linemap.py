@@ -20,13 +20,14 @@ import re
 _BLOCK = re.compile(r'^\s*/\* "(?P<file>[^"]+)":(?P<line>\d+)\s*$')
 
 
-def position_blocks(c_lines: list[str], pyx_name: str) -> list[tuple[int, int, int]]:
-    """(comment line, first code line after the block, pyx line), 1-based C lines, for our .pyx."""
+def all_position_blocks(c_lines: list[str]) -> list[tuple[int, int, str, int]]:
+    """(comment line, first code line after the block, source file as written, its line),
+    1-based C lines, for every source file (the allocation tracker maps any of them)."""
     blocks = []
     i, n = 0, len(c_lines)
     while i < n:
         m = _BLOCK.match(c_lines[i])
-        if m and os.path.basename(m.group("file")) == pyx_name:
+        if m:
             start = i
             j = i + 1
             while j < n and not c_lines[j].lstrip().startswith("*/"):
@@ -34,11 +35,16 @@ def position_blocks(c_lines: list[str], pyx_name: str) -> list[tuple[int, int, i
             k = j + 1
             while k < n and not c_lines[k].strip():
                 k += 1
-            blocks.append((start + 1, k + 1, int(m.group("line"))))
+            blocks.append((start + 1, k + 1, m.group("file"), int(m.group("line"))))
             i = j + 1
             continue
         i += 1
     return blocks
+
+
+def position_blocks(c_lines: list[str], pyx_name: str) -> list[tuple[int, int, int]]:
+    """(comment line, first code line after the block, pyx line), 1-based C lines, for our .pyx."""
+    return [(c, k, line) for c, k, f, line in all_position_blocks(c_lines) if os.path.basename(f) == pyx_name]
 
 
 def build_line_map(c_path: str, pyx_path: str) -> dict:

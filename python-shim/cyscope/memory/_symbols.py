@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -67,9 +68,7 @@ _cython_sources: dict[str, tuple[int | None, str | None]] = {}
 
 _code_cache: dict[int, tuple[str, str, int]] = {}
 _native_cache: dict[tuple[int, bool], Frame] = {}
-_cmap_cache: dict[str, tuple[list[int], list[tuple[str, int]]] | None] = {}
-
-_MARKER = re.compile(r'^\s*/\* "([^"]+\.(?:pyx|pxd|pxi|py))":(\d+)\s*$')
+_cmap_cache: dict[str, _CMap | None] = {}
 
 
 def register_cython_source(pyx_path: str, execution_count: int | None, cell_id: str | None = None) -> None:
@@ -111,31 +110,64 @@ def python_frame(code_index: int, line: int) -> Frame:
     return Frame(name=name, file=filename, line=line, kind="python", cell=cell_of_file(filename))
 
 
-def _c_to_pyx_map(c_file: str):
-    """Sorted C line numbers of Cython's source markers and their .pyx lines."""
+@dataclass
+class _CMap:
+    """Where the statements of a generated C file come from."""
+
+    path: str
+    lines: list[int]  # C lines of Cython's position comments, sorted
+    targets: list[tuple[str, int]]  # the (.pyx path, line) each one names
+    code_from: int  # the module's own code lies between these C lines;
+    code_to: int  # Cython's utility code (helpers) before and after
+
+    def pyx_of(self, cline: int) -> tuple[str, int] | None:
+        k = bisect.bisect_right(self.lines, cline) - 1
+        return self.targets[k] if k >= 0 else None
+
+    def definition_line(self, c_function: str) -> int | None:
+        """The C line where c_function is defined (not declared)."""
+        pattern = re.compile(rf"\b{re.escape(c_function)}\(")
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                for number, text in enumerate(fh, 1):
+                    declared = text.rstrip().endswith(";") or "/*proto*/" in text.replace(" ", "")
+                    if pattern.search(text) and not declared:
+                        return number
+        except OSError:
+            pass
+        return None
+
+
+# Cython ends the module's own code with this comment; helpers follow.
+_SUPPORT = "/* --- Runtime support code --- */"
+
+
+def _c_to_pyx_map(c_file: str) -> _CMap | None:
+    """The position comments of a generated C file (Cython's own parser:
+    cython.linemap), with relative .pyx paths resolved next to it."""
     if c_file in _cmap_cache:
         return _cmap_cache[c_file]
+    from ..cython.linemap import all_position_blocks
+
     result = None
     try:
         with open(c_file, encoding="utf-8", errors="replace") as fh:
-            lines: list[int] = []
-            targets: list[tuple[str, int]] = []
-            base = os.path.dirname(c_file)
-            for number, text in enumerate(fh, 1):
-                if not text.startswith("/*", len(text) - len(text.lstrip())):
-                    continue
-                m = _MARKER.match(text)
-                if m:
-                    path = m.group(1)
-                    if not os.path.isabs(path):
-                        cand = os.path.join(base, path)
-                        path = cand if os.path.exists(cand) else path
-                    lines.append(number)
-                    targets.append((path, int(m.group(2))))
-            if lines:
-                result = (lines, targets)
+            c_lines = fh.read().splitlines()
     except OSError:
-        result = None
+        c_lines = []
+    blocks = [b for b in all_position_blocks(c_lines) if b[2].endswith((".pyx", ".pxd", ".pxi", ".py"))]
+    if blocks:
+        base = os.path.dirname(c_file)
+        targets = []
+        for _comment, _code, path, line in blocks:
+            if not os.path.isabs(path):
+                cand = os.path.join(base, path)
+                path = cand if os.path.exists(cand) else path
+            targets.append((path, line))
+        support = next((n for n, text in enumerate(c_lines, 1) if text.strip() == _SUPPORT), len(c_lines) + 1)
+        result = _CMap(c_file, [b[0] for b in blocks], targets, blocks[0][0], support)
+    if len(_cmap_cache) > 256:
+        _cmap_cache.clear()
     _cmap_cache[c_file] = result
     return result
 
@@ -143,6 +175,10 @@ def _c_to_pyx_map(c_file: str):
 def _cython_name(c_function: str) -> str:
     """__pyx_pf_4cell_3Foo_bar -> Foo.bar; __pyx_f_4cell_leak -> leak.
 
+    Names are length-prefixed parts (module, classes) then the name. In a
+    Python wrapper (``__pyx_pw_4cell_1grab``, what a symbol table names when
+    the function itself was inlined into it) the last part carries an index
+    instead: a prefix that is not followed by ``_`` or the end is one.
     A C++ build's names arrive demangled, with their parameter list
     (``__pyx_pf_4cell_grow(_object*, int)``): the list is dropped.
     """
@@ -156,12 +192,38 @@ def _cython_name(c_function: str) -> str:
         m2 = re.match(r"(\d+)(.*)$", rest)
         if not m2:
             break
-        n = int(m2.group(1))
-        parts.append(m2.group(2)[:n])
-        rest = m2.group(2)[n:].lstrip("_")
+        n, tail = int(m2.group(1)), m2.group(2)
+        if parts and len(tail) > n and tail[n] != "_":  # an index, then the name
+            rest = tail
+            break
+        parts.append(tail[:n])
+        rest = tail[n:].lstrip("_")
     if rest:
         parts.append(rest)
     return ".".join(parts[1:]) if len(parts) > 1 else (parts[0] if parts else c_function)
+
+
+_line_tables: dict[str, object] = {}
+
+
+def _line_tables_of(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]] | None:
+    """addr2line's answer read from the object's own symbols and line table
+    (no inlining: one frame per address), or None where they cannot be read."""
+    from . import _elf
+
+    table = _line_tables.get(obj)
+    if table is None:
+        try:
+            table = _elf.LineTable(obj)
+        except (OSError, ValueError, IndexError, struct.error) as exc:
+            log.info("cyscope: cannot read the line table of %s: %s", obj, exc)
+            table = False
+        if len(_line_tables) > 256:
+            _line_tables.clear()
+        _line_tables[obj] = table
+    if not table:
+        return None
+    return [[table.lookup(off)] for off in offsets]
 
 
 # Why the symboliser could not be used, once known (reported once).
@@ -196,7 +258,7 @@ def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]
         return unknown
     exe = _symboliser()
     if not exe:
-        return unknown
+        return _line_tables_of(obj, offsets) or unknown
     try:
         out = subprocess.run(
             [exe, "-a", "-f", "-i", "-C", "-e", obj, *[hex(o) for o in offsets]],
@@ -259,7 +321,9 @@ def _cython_frame(chain: list[tuple[str, str, int]]) -> Frame | None:
     """The first frame of the inline chain that is code generated from the .pyx.
 
     Cython's utility helpers (``__Pyx_*``, inlined into the caller) sit in
-    the C file outside any statement's marker: skip to their caller.
+    the C file outside the module's own code: skip to their caller. Without
+    inlining information (the fallback line tables), a line inside a helper
+    stands for the function it was inlined into: its definition's line.
     """
     for func, path, cline in chain:
         if not cline or not path.endswith((".c", ".cpp")) or func.startswith("__Pyx_"):
@@ -267,11 +331,13 @@ def _cython_frame(chain: list[tuple[str, str, int]]) -> Frame | None:
         cmap = _c_to_pyx_map(path)
         if not cmap:
             return None
-        lines, targets = cmap
-        k = bisect.bisect_right(lines, cline) - 1
-        if k < 0:
+        name = func.split("(", 1)[0]
+        if not cmap.code_from <= cline < cmap.code_to:
+            cline = cmap.definition_line(name) or 0
+        target = cmap.pyx_of(cline) if cline else None
+        if target is None:
             return None
-        pyx, pyx_line = targets[k]
+        pyx, pyx_line = target
         return Frame(name=_cython_name(func), file=pyx, line=pyx_line, kind="cython", cell=cell_of_file(pyx))
     return None
 
