@@ -119,6 +119,13 @@ CYSCOPE_API int cyscope_mem_detach(void);
 CYSCOPE_API int cyscope_mem_configure(const cyscope_mem_config *config);
 CYSCOPE_API int cyscope_mem_get_config(cyscope_mem_config *config);
 CYSCOPE_API int cyscope_mem_totals_get(cyscope_mem_totals *out);
+/* The figures regions use: the same as cyscope_mem_totals_get, from the
+ * threads regions count (not those excluded with cyscope_mem_exclude_threads). */
+CYSCOPE_API int cyscope_mem_region_totals_get(cyscope_mem_totals *out);
+/* Leave these threads (kernel thread ids, gettid) out of region figures and
+ * of the peak: the kernel's own machinery (message, history, sampler
+ * threads). They stay in cyscope_mem_totals_get. Replaces the set (at most 64). */
+CYSCOPE_API int cyscope_mem_exclude_threads(const int64_t *tids, size_t n);
 /* Peak := current; returns the peak before the reset. Clears the peak snapshot. */
 CYSCOPE_API int cyscope_mem_reset_peak(int64_t *previous_peak);
 /* Start a new epoch; records carry the epoch they were allocated in. */

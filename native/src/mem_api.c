@@ -89,12 +89,13 @@ static int64_t peak_now(int64_t cur, int64_t curmax) {
   return pk;
 }
 
-int cyscope_mem_totals_get(cyscope_mem_totals *o) {
-  if (!o || o->size < sizeof(cyscope_mem_totals)) return CYSCOPE_EINVAL;
-  int64_t cur, curmax;
-  sum_threads(&cur, &curmax, &o->allocated_bytes, &o->allocations, &o->freed_bytes, &o->frees);
-  o->current_bytes = cur;
-  o->peak_bytes = peak_now(cur, curmax);
+static void fill_totals(cyscope_mem_totals *o, const thread_sums *s, int64_t peak) {
+  o->current_bytes = s->cur;
+  o->peak_bytes = peak;
+  o->allocated_bytes = s->alloc_bytes;
+  o->allocations = s->allocs;
+  o->freed_bytes = s->freed_bytes;
+  o->frees = s->frees;
   o->live_records = records_count();
   spin_lock(&g_table_lock);
   o->stacks = stack_count();
@@ -108,16 +109,34 @@ int cyscope_mem_totals_get(cyscope_mem_totals *o) {
   o->attached = g_refs > 0;
   pthread_mutex_unlock(&g_patch_lock);
   o->epoch = atomic_load(&g_epoch);
+}
+
+int cyscope_mem_totals_get(cyscope_mem_totals *o) {
+  if (!o || o->size < sizeof(cyscope_mem_totals)) return CYSCOPE_EINVAL;
+  thread_sums all, counted;
+  sum_threads(&all, &counted);
+  /* The peak follows the counted threads; the kernel's machinery threads
+   * hold their balance on top of it. */
+  fill_totals(o, &all, peak_now(counted.cur, counted.curmax) + (all.cur - counted.cur));
   return CYSCOPE_OK;
 }
 
+int cyscope_mem_region_totals_get(cyscope_mem_totals *o) {
+  if (!o || o->size < sizeof(cyscope_mem_totals)) return CYSCOPE_EINVAL;
+  thread_sums counted;
+  sum_threads(NULL, &counted);
+  fill_totals(o, &counted, peak_now(counted.cur, counted.curmax));
+  return CYSCOPE_OK;
+}
+
+int cyscope_mem_exclude_threads(const int64_t *tids, size_t n) { return threads_exclude(tids, n); }
+
 int cyscope_mem_reset_peak(int64_t *previous_peak) {
-  int64_t cur, curmax;
-  uint64_t a, b, c, d;
-  sum_threads(&cur, &curmax, &a, &b, &c, &d);
-  if (previous_peak) *previous_peak = peak_now(cur, curmax);
+  thread_sums counted;
+  sum_threads(NULL, &counted);
+  if (previous_peak) *previous_peak = peak_now(counted.cur, counted.curmax);
   threads_restart_peaks();
-  peak_restart(cur);
+  peak_restart(counted.cur);
   return CYSCOPE_OK;
 }
 

@@ -111,6 +111,10 @@ typedef struct tstate {
   /* The block the Python raw allocator last returned on this thread: tells
    * the object wrappers that pymalloc handed a request to malloc. */
   uintptr_t raw_last;
+  /* The kernel's own machinery (IOPub, history, sampler threads): counted
+   * in the process's totals, left out of region figures and the peak. */
+  int excluded;
+  int64_t tid;
   /* exact-mode stack cache: same call site and stack => same stack id */
   struct {
     uintptr_t ra, sp, py;
@@ -134,10 +138,17 @@ void acct_add_shared(tstate *t, uint64_t bytes);
 void acct_sub_shared(tstate *t, uint64_t bytes);
 /* Bytes until the next sampled stack, drawn for the current interval. */
 int64_t next_gap(tstate *t);
-/* Sum of all threads; the calling thread's own figures are exact, other
- * threads' are as of their last store. */
-void sum_threads(int64_t *cur, int64_t *curmax, uint64_t *ab, uint64_t *ac, uint64_t *fb,
-                 uint64_t *fc);
+/* Figures summed over threads: the calling thread's own are exact, other
+ * threads' as of their last store. */
+typedef struct thread_sums {
+  int64_t cur;    /* balance since attach */
+  int64_t curmax; /* what the peak may have reached that was not noted yet */
+  uint64_t alloc_bytes, allocs, freed_bytes, frees;
+} thread_sums;
+/* Every thread (all), and the threads regions count (not excluded). */
+void sum_threads(thread_sums *all, thread_sums *counted);
+/* Which threads (kernel thread ids) regions leave out; replaces the set. */
+int threads_exclude(const int64_t *tids, size_t n);
 void threads_redraw_gaps(void);
 void threads_restart_peaks(void);
 uint64_t threads_tracker_bytes(void);

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <math.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "memtrack_internal.h"
 
@@ -15,8 +17,13 @@ spin_t g_threads_lock;
 static tstate *g_all_threads, *g_free_threads;
 static tstate g_orphan = {.shared = 1};
 static pthread_key_t g_key;
-static _Atomic uint64_t g_ret_alloc_bytes, g_ret_allocs, g_ret_freed_bytes, g_ret_frees;
-static _Atomic int64_t g_pushed;
+/* Counters of exited threads: [0] counted ones, [1] excluded ones. */
+static _Atomic uint64_t g_ret_alloc_bytes[2], g_ret_allocs[2], g_ret_freed_bytes[2], g_ret_frees[2];
+/* Balances pushed by counted threads (the peak follows it) and by excluded ones. */
+static _Atomic int64_t g_pushed, g_pushed_excluded;
+#define MAX_EXCLUDED 64
+static int64_t g_excluded_tids[MAX_EXCLUDED];
+static size_t g_nexcluded; /* threads lock */
 
 /* --------------------------------------------------------------- counters */
 void push(tstate *t) {
@@ -30,6 +37,10 @@ void push(tstate *t) {
     pmax = ld64(&t->pend_max);
     atomic_store_explicit(&t->pend, 0, RLX);
     atomic_store_explicit(&t->pend_max, 0, RLX);
+  }
+  if (t->excluded) {
+    atomic_fetch_add_explicit(&g_pushed_excluded, pend, RLX);
+    return;
   }
   int64_t old = atomic_fetch_add_explicit(&g_pushed, pend, RLX);
   note_peak(old + pmax);
@@ -76,10 +87,11 @@ static void ts_retire(void *arg) {
    * lock for a snapshot: before the threads lock, in lock order). */
   push(t);
   spin_lock(&g_threads_lock);
-  atomic_fetch_add_explicit(&g_ret_alloc_bytes, ldu(&t->alloc_bytes), RLX);
-  atomic_fetch_add_explicit(&g_ret_allocs, ldu(&t->allocs), RLX);
-  atomic_fetch_add_explicit(&g_ret_freed_bytes, ldu(&t->freed_bytes), RLX);
-  atomic_fetch_add_explicit(&g_ret_frees, ldu(&t->frees), RLX);
+  int x = t->excluded ? 1 : 0;
+  atomic_fetch_add_explicit(&g_ret_alloc_bytes[x], ldu(&t->alloc_bytes), RLX);
+  atomic_fetch_add_explicit(&g_ret_allocs[x], ldu(&t->allocs), RLX);
+  atomic_fetch_add_explicit(&g_ret_freed_bytes[x], ldu(&t->freed_bytes), RLX);
+  atomic_fetch_add_explicit(&g_ret_frees[x], ldu(&t->frees), RLX);
   atomic_store_explicit(&t->alloc_bytes, 0, RLX);
   atomic_store_explicit(&t->allocs, 0, RLX);
   atomic_store_explicit(&t->freed_bytes, 0, RLX);
@@ -111,6 +123,10 @@ __attribute__((noinline)) tstate *ts_slow(void) {
   if (t) {
     t->in_use = 1;
     t->off = 0;
+    t->tid = (int64_t)syscall(SYS_gettid);
+    t->excluded = 0;
+    for (size_t i = 0; i < g_nexcluded; i++)
+      if (g_excluded_tids[i] == t->tid) t->excluded = 1;
     for (int i = 0; i < STACK_CACHE; i++) t->ck[i].native = -1;
     t->rng = 0x9E3779B97F4A7C15ull ^ (uintptr_t)t ^ ((uint64_t)(uintptr_t)&t << 20);
     if (!t->rng) t->rng = 1;
@@ -130,35 +146,59 @@ void threads_init(void) {
 }
 
 /* ------------------------------------------------------- all threads */
-void sum_threads(int64_t *cur, int64_t *curmax, uint64_t *ab, uint64_t *ac, uint64_t *fb,
-                 uint64_t *fc) {
+static void add_thread(thread_sums *s, tstate *t) {
+  s->cur += ld64(&t->pend);
+  s->curmax += ld64(&t->pend_max);
+  s->alloc_bytes += ldu(&t->alloc_bytes);
+  s->allocs += ldu(&t->allocs);
+  s->freed_bytes += ldu(&t->freed_bytes);
+  s->frees += ldu(&t->frees);
+}
+
+void sum_threads(thread_sums *all, thread_sums *counted) {
+  thread_sums c = {0}, x = {0};
   spin_lock(&g_threads_lock);
-  int64_t c = ld64(&g_pushed), cm = 0;
-  uint64_t a = ldu(&g_ret_alloc_bytes), n = ldu(&g_ret_allocs);
-  uint64_t f = ldu(&g_ret_freed_bytes), k = ldu(&g_ret_frees);
-  for (tstate *t = g_all_threads; t; t = t->next_all) {
-    int64_t p = ld64(&t->pend);
-    c += p;
-    cm += ld64(&t->pend_max);
-    a += ldu(&t->alloc_bytes);
-    n += ldu(&t->allocs);
-    f += ldu(&t->freed_bytes);
-    k += ldu(&t->frees);
-  }
-  tstate *o = &g_orphan;
-  c += ld64(&o->pend);
-  cm += ld64(&o->pend_max);
-  a += ldu(&o->alloc_bytes);
-  n += ldu(&o->allocs);
-  f += ldu(&o->freed_bytes);
-  k += ldu(&o->frees);
+  c.cur = ld64(&g_pushed);
+  x.cur = ld64(&g_pushed_excluded);
+  c.alloc_bytes = ldu(&g_ret_alloc_bytes[0]);
+  c.allocs = ldu(&g_ret_allocs[0]);
+  c.freed_bytes = ldu(&g_ret_freed_bytes[0]);
+  c.frees = ldu(&g_ret_frees[0]);
+  x.alloc_bytes = ldu(&g_ret_alloc_bytes[1]);
+  x.allocs = ldu(&g_ret_allocs[1]);
+  x.freed_bytes = ldu(&g_ret_freed_bytes[1]);
+  x.frees = ldu(&g_ret_frees[1]);
+  for (tstate *t = g_all_threads; t; t = t->next_all) add_thread(t->excluded ? &x : &c, t);
+  add_thread(&c, &g_orphan);
   spin_unlock(&g_threads_lock);
-  *cur = c;
-  *curmax = ld64(&g_pushed) + cm;
-  *ab = a;
-  *ac = n;
-  *fb = f;
-  *fc = k;
+  c.curmax += ld64(&g_pushed);
+  if (counted) *counted = c;
+  if (all) {
+    all->cur = c.cur + x.cur;
+    all->curmax = c.curmax + x.cur;
+    all->alloc_bytes = c.alloc_bytes + x.alloc_bytes;
+    all->allocs = c.allocs + x.allocs;
+    all->freed_bytes = c.freed_bytes + x.freed_bytes;
+    all->frees = c.frees + x.frees;
+  }
+}
+
+/* A thread changing sides keeps its balance where it was pushed so far;
+ * what it holds unpushed (under 256 KiB) moves with it. */
+int threads_exclude(const int64_t *tids, size_t n) {
+  if (n > MAX_EXCLUDED || (n && !tids)) return CYSCOPE_EINVAL;
+  spin_lock(&g_threads_lock);
+  for (size_t i = 0; i < n; i++) g_excluded_tids[i] = tids[i];
+  g_nexcluded = n;
+  for (tstate *t = g_all_threads; t; t = t->next_all) {
+    if (!t->in_use) continue;
+    int x = 0;
+    for (size_t i = 0; i < n; i++)
+      if (tids[i] == t->tid) x = 1;
+    __atomic_store_n(&t->excluded, x, __ATOMIC_RELAXED);
+  }
+  spin_unlock(&g_threads_lock);
+  return CYSCOPE_OK;
 }
 
 /* Gaps already drawn used the old interval (possibly huge): make every

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -348,6 +349,59 @@ static void test_stack_changes(void) {
   size_t n = 0;
   CHECK_EQ(cyscope_mem_stack_changes(e2, e2, one, 1, &n), CYSCOPE_ENOMEM);
   CHECK_EQ(n, 2);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
+/* Threads left out of region figures (the kernel's machinery) still count
+ * in the process's totals, and not in the peak. */
+static pthread_barrier_t g_ex_barrier;
+static volatile int64_t g_ex_tid;
+static void *excluded_body(void *arg) {
+  (void)arg;
+  g_ex_tid = (int64_t)syscall(SYS_gettid);
+  pthread_barrier_wait(&g_ex_barrier); /* main excludes us */
+  pthread_barrier_wait(&g_ex_barrier);
+  void *p = sink = malloc(300000);
+  pthread_barrier_wait(&g_ex_barrier); /* main looks */
+  pthread_barrier_wait(&g_ex_barrier);
+  free(p);
+  return NULL;
+}
+
+static cyscope_mem_totals region_totals(void) {
+  cyscope_mem_totals t;
+  memset(&t, 0, sizeof t);
+  t.size = sizeof t;
+  cyscope_mem_region_totals_get(&t);
+  return t;
+}
+
+static void test_excluded_threads(void) {
+  cyscope_mem_config c = config(0, 0);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  pthread_barrier_init(&g_ex_barrier, NULL, 2);
+  pthread_t th;
+  pthread_create(&th, NULL, excluded_body, NULL);
+  pthread_barrier_wait(&g_ex_barrier);
+  int64_t tid = g_ex_tid;
+  CHECK_EQ(cyscope_mem_exclude_threads(&tid, 1), CYSCOPE_OK);
+  cyscope_mem_reset_peak(NULL);
+  cyscope_mem_totals a0 = totals(), r0 = region_totals();
+  pthread_barrier_wait(&g_ex_barrier);
+  pthread_barrier_wait(&g_ex_barrier); /* the thread holds 300 kB now */
+  cyscope_mem_totals a1 = totals(), r1 = region_totals();
+  CHECK_EQ(a1.current_bytes - a0.current_bytes, 300000);
+  CHECK_EQ(r1.current_bytes - r0.current_bytes, 0);
+  CHECK_EQ(r1.allocations - r0.allocations, 0);
+  CHECK(r1.peak_bytes - r0.current_bytes < 300000);
+  CHECK(a1.peak_bytes >= a1.current_bytes);
+  pthread_barrier_wait(&g_ex_barrier);
+  pthread_join(th, NULL);
+  cyscope_mem_totals a2 = totals(), r2 = region_totals();
+  CHECK_EQ(a2.current_bytes, a0.current_bytes);
+  CHECK_EQ(r2.current_bytes, r0.current_bytes);
+  CHECK_EQ(cyscope_mem_exclude_threads(NULL, 0), CYSCOPE_OK);
+  pthread_barrier_destroy(&g_ex_barrier);
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
@@ -731,6 +785,7 @@ int main(void) {
   test_map_ranges();
   test_dlsym();
   test_stack_changes();
+  test_excluded_threads();
   test_threads();
   test_thread_exit_peak();
   test_pause_and_peak();

@@ -5,13 +5,37 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import logging
+import threading
 
 from . import _baseline, _lib
 from ._regions import Region, untracked
 from ._state import TRACKER, Tracker
 
 log = logging.getLogger("cyscope.memory")
+
+
+# Where the kernel's own threads come from: their work (sending messages,
+# saving history, sampling) is not a cell's.
+_MACHINERY = frozenset({"ipykernel", "IPython", "jupyter_client", "zmq", "tornado", "debugpy", "cyscope"})
+
+
+def machinery_threads() -> list[int]:
+    """Kernel thread ids of the kernel's own threads: ipykernel's message
+    threads (IOPub, shell channel, control, heartbeat, output capture),
+    IPython's history saver, cyscope's sampler. A thread that runs user
+    code (the main thread, one a cell started, an ipykernel subshell) is
+    not one of them."""
+    out = []
+    for t in threading.enumerate():
+        if t is threading.main_thread() or not t.native_id or "subshell" in t.name.lower():
+            continue
+        target = getattr(t, "_target", None)
+        origin = getattr(target, "__module__", None) or type(t).__module__ or ""
+        if origin.split(".")[0] in _MACHINERY:
+            out.append(t.native_id)
+    return sorted(out)
 
 
 class KernelCellTracker:
@@ -23,6 +47,7 @@ class KernelCellTracker:
         self.native = native
         self._cell: Region | None = None
         self._closed = False
+        self._excluded: list[int] = []
         with untracked():
             self._baseline = _baseline.heap_in_use()
         with tracker.lock:
@@ -37,10 +62,21 @@ class KernelCellTracker:
             return
         if self._cell is not None:  # a cell that never finished (interrupt lost the event)
             self.cell_finished()
+        self._exclude_machinery()
         self._cell = Region(
             self.exact, self.native, f"cell [{execution_count}]", execution_count, cell_id, tracker=self.tracker
         )
         self._cell.start()
+
+    def _exclude_machinery(self) -> None:
+        """Leave the kernel's own threads out of cell figures: what they
+        allocate and free (messages of earlier cells, history writes) is not
+        the cell's. They still count in the process's current figure."""
+        tids = machinery_threads()
+        if tids != self._excluded and len(tids) <= 64:
+            array = (ctypes.c_int64 * len(tids))(*tids)
+            if _lib.lib().cyscope_mem_exclude_threads(array, len(tids)) == _lib.OK:
+                self._excluded = tids
 
     def cell_finished(self) -> dict | None:
         region, self._cell = self._cell, None
@@ -78,6 +114,8 @@ class KernelCellTracker:
                 self._cell.finish()
             self._cell = None
         with self.tracker.lock:
+            if self._excluded:
+                _lib.lib().cyscope_mem_exclude_threads(None, 0)
             self.tracker.detach(self.exact, self.native)
 
 

@@ -178,6 +178,7 @@ _DECLS = {
         _P(ctypes.c_size_t),
     ],
     "cyscope_mem_stack_log_trim": [ctypes.c_uint32],
+    "cyscope_mem_exclude_threads": [_P(ctypes.c_int64), ctypes.c_size_t],
     "cyscope_mem_stack_frames": [ctypes.c_uint32, _P(MemFrame), ctypes.c_size_t, _P(ctypes.c_size_t)],
     "cyscope_mem_code_info": [
         ctypes.c_uint64,
@@ -227,7 +228,7 @@ def lib() -> ctypes.CDLL | None:
     # converted into a new one), so a region can read its figures without
     # counting its own reading.
     _bare = ctypes.CDLL(native.status().path)
-    for name in ("cyscope_mem_totals_get", "cyscope_mem_next_epoch"):
+    for name in ("cyscope_mem_totals_get", "cyscope_mem_region_totals_get", "cyscope_mem_next_epoch"):
         getattr(_bare, name).restype = ctypes.c_int
     _lib = handle
     return _lib
@@ -261,9 +262,10 @@ def totals() -> MemTotals:
 
 
 def totals_reader():
-    """f(ctypes.byref(MemTotals)) -> status, allocating nothing per call."""
+    """f(ctypes.byref(MemTotals)) -> status: the figures regions use
+    (cyscope_mem_region_totals_get), allocating nothing per call."""
     lib()
-    return _bare.cyscope_mem_totals_get
+    return _bare.cyscope_mem_region_totals_get
 
 
 def epoch_advancer():
