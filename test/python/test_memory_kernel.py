@@ -168,3 +168,37 @@ def test_interrupt_fork_and_detach(kernel):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_python_objects_in_a_real_kernel(kernel):
+    """Objects counted one by one in a kernel, on every interpreter the suites run on."""
+
+    def figures(code: str) -> dict:
+        content = kernel.run(code)
+        assert content["status"] == "ok", content
+        return kernel.value(f"_figures[{content['execution_count']}]")
+
+    # Empty the free lists first, so the dicts come from pymalloc (as they
+    # do for tracemalloc below).
+    figures("import gc; gc.collect()")
+    made = figures("d = [{'a': i} for i in range(1000)]")
+    traced = kernel.run(
+        "import tracemalloc; gc.collect(); tracemalloc.start()\n"
+        "_t0 = tracemalloc.get_traced_memory()[0]\n"
+        "d2 = [{'a': i} for i in range(1000)]\n"
+        "_traced = tracemalloc.get_traced_memory()[0] - _t0; tracemalloc.stop(); del d2; gc.collect()"
+    )
+    assert traced["status"] == "ok", traced
+    reference = kernel.value("_traced")
+    # The cell's figure also carries the kernel's bookkeeping for the cell
+    # (a few KB: history, the previous cell's leftovers).
+    assert abs(made["net_bytes"] - reference) <= 0.05 * reference, (made["net_bytes"], reference)
+    gone = figures("del d; gc.collect()")
+    assert gone["net_bytes"] <= -0.9 * made["net_bytes"], (made, gone)
+    # A Python line that allocates is attributed to its cell and line.
+    content = kernel.run("x = 1\nrows = [(i, i + 0.5) for i in range(100_000)]")
+    assert content["status"] == "ok"
+    top = kernel.value("M.history()[-1].leaks_by_line()[0]")
+    assert (top["cell"], top["line"], top["kind"]) == (content["execution_count"], 2, "python"), top
+    # Nothing to tell the panel on a supported interpreter.
+    assert kernel.value("_tr.snapshot().get('notices')") is None
