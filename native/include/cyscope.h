@@ -52,11 +52,12 @@ CYSCOPE_API int cyscope_read_rss(uint64_t *rss_bytes);
  * ------------------------------------------------------------------------ */
 
 typedef struct cyscope_mem_config {
-  size_t size;               /* sizeof(cyscope_mem_config), set by the caller */
-  int exact;                 /* 1: record the stack of every allocation */
-  int native;                /* 1: capture full native stacks (unwinding) */
-  uint64_t sample_bytes;     /* mean bytes between sampled stacks (0 = default 512 KiB) */
-  uint64_t record_threshold; /* blocks >= this are always recorded (0 = default 128 KiB) */
+  size_t size;                /* sizeof(cyscope_mem_config), set by the caller */
+  int exact;                  /* 1: record the stack of every allocation */
+  int native;                 /* 1: capture full native stacks (unwinding) */
+  uint64_t sample_bytes;      /* mean bytes between sampled stacks (0 = default 512 KiB) */
+  uint64_t record_threshold;  /* blocks >= this are always recorded (0 = default 128 KiB) */
+  uint64_t stack_arena_limit; /* most bytes kept for stacks and names (0 = default 256 MiB) */
 } cyscope_mem_config;
 
 typedef struct cyscope_mem_totals {
@@ -73,6 +74,7 @@ typedef struct cyscope_mem_totals {
   uint64_t patched_slots;   /* GOT slots we patched that still hold a hook */
   uint32_t epoch;           /* current epoch (see cyscope_mem_next_epoch) */
   int32_t attached;         /* 1 while the hooks are installed */
+  uint64_t stacks_refused;  /* stacks not interned: the stack arena is at its limit */
 } cyscope_mem_totals;
 
 /* Frame kinds in a recorded stack. */

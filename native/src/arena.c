@@ -30,14 +30,23 @@ void *ct_os_grow(void *array, size_t *cap, size_t used, size_t need, size_t elem
   return grown;
 }
 
-/* Bump arena for stacks and strings (never freed: ids stay valid). */
+/* Bump arena for stacks and strings (never freed: ids stay valid). It stops
+ * growing at ARENA_LIMIT: a session that keeps running new code (every cell
+ * is new code) would otherwise grow it forever; past the limit new stacks
+ * are not interned (their records carry stack 0, "<other stacks>"). */
+#define ARENA_LIMIT ((uint64_t)256 << 20)
+_Atomic uint64_t g_arena_limit = ARENA_LIMIT;
 static char *g_arena_cur, *g_arena_end;
-static uint64_t g_arena_bytes;
+static uint64_t g_arena_bytes, g_arena_refused;
 
 void *arena_alloc(size_t n) {
   n = (n + 15) & ~(size_t)15;
   if ((size_t)(g_arena_end - g_arena_cur) < n) {
     size_t chunk = n > (1u << 20) ? n : (1u << 20);
+    if (g_arena_bytes + chunk > atomic_load_explicit(&g_arena_limit, RLX)) {
+      g_arena_refused++;
+      return NULL;
+    }
     char *c = ct_os_alloc(chunk);
     if (!c) return NULL;
     g_arena_bytes += chunk;
@@ -50,3 +59,4 @@ void *arena_alloc(size_t n) {
 }
 
 uint64_t arena_bytes(void) { return g_arena_bytes; }
+uint64_t arena_refused(void) { return g_arena_refused; }

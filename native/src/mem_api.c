@@ -22,6 +22,7 @@ static void apply_config(const cyscope_mem_config *c) {
   atomic_store(&g_record_threshold,
                c->record_threshold ? c->record_threshold : DEFAULT_RECORD_THRESHOLD);
   atomic_store(&g_record_from, c->exact ? 0 : atomic_load(&g_record_threshold));
+  atomic_store(&g_arena_limit, c->stack_arena_limit ? c->stack_arena_limit : (uint64_t)256 << 20);
 }
 
 int cyscope_mem_attach(const cyscope_mem_config *config) {
@@ -77,6 +78,7 @@ int cyscope_mem_get_config(cyscope_mem_config *c) {
   c->native = atomic_load(&g_native);
   c->sample_bytes = atomic_load(&g_sample_bytes);
   c->record_threshold = atomic_load(&g_record_threshold);
+  c->stack_arena_limit = atomic_load(&g_arena_limit);
   return CYSCOPE_OK;
 }
 
@@ -99,6 +101,7 @@ static void fill_totals(cyscope_mem_totals *o, const thread_sums *s, int64_t pea
   o->live_records = records_count();
   spin_lock(&g_table_lock);
   o->stacks = stack_count();
+  o->stacks_refused = arena_refused();
   o->tracker_bytes = arena_bytes() + live_tracker_bytes() + stacks_tracker_bytes() +
                      codes_tracker_bytes() + peak_tracker_bytes() + stack_log_tracker_bytes();
   spin_unlock(&g_table_lock);

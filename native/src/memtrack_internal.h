@@ -95,7 +95,9 @@ void *ct_os_grow(void *array, size_t *cap, size_t used, size_t need, size_t elem
 /* Bump allocation for stacks and strings, never freed (ids stay valid).
  * Table lock held. */
 void *arena_alloc(size_t n);
-uint64_t arena_bytes(void); /* table lock held */
+uint64_t arena_bytes(void);   /* table lock held */
+uint64_t arena_refused(void); /* table lock held: allocations refused at the limit */
+extern _Atomic uint64_t g_arena_limit;
 
 /* ---------------------------------- thread_state.c: per-thread counters */
 typedef struct tstate {

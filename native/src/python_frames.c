@@ -68,6 +68,9 @@ uint32_t code_intern(uintptr_t code) { /* table lock held */
       e->code = 0; /* stale: forget, add a fresh entry */
     }
   }
+  /* The stack arena is full: no new stack will be kept either, so no new
+   * code entry (the registry stays bounded with it). */
+  if (arena_refused()) return 0;
   code_ent *codes =
       ct_os_grow(g_codes, &g_codes_cap, g_ncodes, g_ncodes + 1, sizeof(code_ent), 4096);
   if (!codes) return 0;

@@ -2,6 +2,7 @@
  * threads, attach/detach cycles, dlopen after attach, fork. Prints
  * "N passed, N failed" and exits non-zero on any failure. */
 #define _GNU_SOURCE
+#include <alloca.h>
 #include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -405,6 +406,63 @@ static void test_excluded_threads(void) {
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
+/* The stack arena stops at its limit: new stacks are not kept (records go
+ * to stack 0), the figures stay exact, and the refusals are counted. */
+/* 2^depth distinct stacks: each level calls down through one of two
+ * functions (two different return addresses). */
+static void *branch_b(int depth, unsigned bits, size_t n);
+static __attribute__((noinline)) void *branch_a(int depth, unsigned bits, size_t n) {
+  if (depth == 0) return sink = malloc(n);
+  void *p = (bits & 1) ? branch_a(depth - 1, bits >> 1, n) : branch_b(depth - 1, bits >> 1, n);
+  sink = &depth; /* not a tail call */
+  return p;
+}
+static __attribute__((noinline)) void *branch_b(int depth, unsigned bits, size_t n) {
+  if (depth == 0) return sink = calloc(1, n);
+  void *p = (bits & 1) ? branch_a(depth - 1, bits >> 1, n) : branch_b(depth - 1, bits >> 1, n);
+  sink = &bits;
+  return p;
+}
+
+static __attribute__((noinline)) void *padded_alloc(unsigned i) {
+  volatile char *pad = alloca(16 * (i + 1));
+  pad[0] = 0;
+  return branch_a(12, i, 100);
+}
+
+static void test_stack_arena_limit(void) {
+  cyscope_mem_config c = config(1, 1);
+  c.stack_arena_limit = 1; /* below what is already used: nothing new fits */
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  cyscope_mem_totals t0 = totals();
+  uint32_t epoch = 0;
+  cyscope_mem_next_epoch(&epoch);
+  enum { N = 4096 };
+  static void *ptrs[N];
+  /* 4096 new stacks of 12+ frames: more than the arena's current chunk
+   * holds. Each call starts at its own stack depth: the per-thread stack
+   * cache would take equal (call site, depth) for the same stack. */
+  for (unsigned i = 0; i < N; i++) ptrs[i] = padded_alloc(i);
+  cyscope_mem_totals t1 = totals();
+  CHECK(t1.stacks_refused > 0);
+  CHECK_EQ(t1.current_bytes - t0.current_bytes, N * 100);
+  static cyscope_mem_stack_stat st[N + 1];
+  size_t n = 0;
+  CHECK_EQ(cyscope_mem_live_by_stack(epoch, epoch, st, N + 1, &n), CYSCOPE_OK);
+  uint64_t bytes = 0, unkept = 0;
+  for (size_t k = 0; k < n; k++) {
+    bytes += st[k].exact_bytes;
+    if (st[k].stack_id == 0) unkept += st[k].exact_bytes;
+  }
+  CHECK_EQ(bytes, N * 100);
+  CHECK(unkept > 0);
+  for (int i = 0; i < N; i++) free(ptrs[i]);
+  CHECK_EQ(totals().current_bytes, t0.current_bytes);
+  c.stack_arena_limit = 0;
+  cyscope_mem_configure(&c);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
 /* fork() while 8 threads allocate, 200 times: every child starts detached
  * and can allocate; the parent stays attached and balanced. */
 enum { FORK_THREADS = 8, FORKS = 200 };
@@ -786,6 +844,7 @@ int main(void) {
   test_dlsym();
   test_stack_changes();
   test_excluded_threads();
+  test_stack_arena_limit();
   test_threads();
   test_thread_exit_peak();
   test_pause_and_peak();

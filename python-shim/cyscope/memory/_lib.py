@@ -29,6 +29,7 @@ class MemConfig(ctypes.Structure):
         ("native", ctypes.c_int),
         ("sample_bytes", ctypes.c_uint64),
         ("record_threshold", ctypes.c_uint64),
+        ("stack_arena_limit", ctypes.c_uint64),
     ]
 
 
@@ -47,6 +48,7 @@ class MemTotals(ctypes.Structure):
         ("patched_slots", ctypes.c_uint64),
         ("epoch", ctypes.c_uint32),
         ("attached", ctypes.c_int32),
+        ("stacks_refused", ctypes.c_uint64),
     ]
 
 

@@ -172,6 +172,14 @@ class Tracker:
                     f"{self.python_objects.reason}.",
                 }
             )
+        if self.available() and _lib.totals().stacks_refused:
+            out.append(
+                {
+                    "id": "stacks",
+                    "message": "The tracker's stack table is full (256 MiB): new stacks show as <other stacks>; "
+                    "figures stay exact. Restart the kernel to start afresh.",
+                }
+            )
         from . import _symbols
 
         missing = _symbols.missing_symboliser()
