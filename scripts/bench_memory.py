@@ -4,7 +4,9 @@ Run: .venv/bin/python scripts/bench_memory.py [--reps 7] [--markdown docs/memory
 
 For each workload and tracker, prints tracked time / untracked time of the
 workload alone (tracker start/stop excluded), from --reps interleaved
-(untracked, tracked) pairs, best of each side. Workloads:
+(untracked, tracked) pairs, best of each side. cyscope's modes count Python
+objects one by one; "objects by arena" is the default mode with that
+switched off (CYSCOPE_PYTHON_OBJECTS=0), for reference. Workloads:
   (a) Cython: 1,000,000 malloc/free pairs of 64 B (pointer escapes)
   (b) Cython: 10 rounds of 100,000 live 64 B blocks, then freed
   (c) Python: list of 1,000,000 small dicts
@@ -125,12 +127,24 @@ def workloads(mod):
     ]
 
 
+@contextlib.contextmanager
+def _objects_by_arena():
+    """cyscope's default mode as before objects were counted one by one (for reference)."""
+    os.environ["CYSCOPE_PYTHON_OBJECTS"] = "0"
+    try:
+        with memory.track():
+            yield
+    finally:
+        del os.environ["CYSCOPE_PYTHON_OBJECTS"]
+
+
 def trackers(tmp: Path):
     out = [
         ("cyscope default", lambda: memory.track()),
         ("cyscope native", lambda: memory.track(native=True)),
         ("cyscope exact", lambda: memory.track(exact=True)),
         ("cyscope exact+native", lambda: memory.track(exact=True, native=True)),
+        ("cyscope default, objects by arena", _objects_by_arena),
         ("tracemalloc", _tracemalloc),
     ]
     try:
