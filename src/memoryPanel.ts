@@ -25,6 +25,7 @@ import {
   describeSparkline,
   updateSparkline
 } from './sparkline';
+import { trackerNoticeText } from './trackerNotices';
 
 /** A button on every row of the memory panel, added by another plugin. */
 export interface IMemoryRowAction {
@@ -331,6 +332,9 @@ export class MemoryPanel extends Widget {
       } else if (problems.length) {
         warn = true;
         text = problems.join(' ');
+      } else {
+        text = trackerNoticeText(model.latest);
+        warn = text !== '';
       }
     }
     notice.textContent = text;

@@ -66,6 +66,15 @@ def layout_of(python: str) -> dict:
     return layout
 
 
+def _format(table: dict) -> str:
+    """JSON laid out as prettier lays it out (npm run lint checks the file)."""
+    text = json.dumps(table, indent=2) + "\n"
+    # prettier keeps a short array of strings on one line
+    for entry in table.values():
+        text = text.replace(json.dumps(entry["from"], indent=2).replace("\n", "\n    "), json.dumps(entry["from"]))
+    return text
+
+
 def main(argv: list[str]) -> int:
     pythons = argv or [p for p in DEFAULT if Path(p).exists()]
     table = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -81,7 +90,7 @@ def main(argv: list[str]) -> int:
         print(f"{python}: Python {version}")
     for minor, entry in seen.items():
         table[minor] = entry
-    OUT.write_text(json.dumps(dict(sorted(table.items())), indent=1) + "\n")
+    OUT.write_text(_format(dict(sorted(table.items()))))
     print(f"wrote {OUT.relative_to(ROOT)}")
     return 0
 
