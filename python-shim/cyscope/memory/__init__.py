@@ -16,8 +16,9 @@ Public names:
 Modules, by role: _api (these functions), _regions (a cell or track()
 block over the native counters), _kernel (the per-cell tracker),
 _state (the one owner of the process-wide state), _baseline (the heap
-before attach), _frames (Python frames in stacks), _report (what a region
-measured), _symbols (frames to names and lines), _lib (ctypes bindings).
+before attach), _frames (Python frames in stacks, with py_layouts.json),
+_report (what a region measured), _symbols (frames to names and lines;
+_elf reads line tables when addr2line is missing), _lib (ctypes bindings).
 """
 
 from __future__ import annotations
