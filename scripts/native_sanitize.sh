@@ -28,7 +28,7 @@ for py in .venv/bin/python /usr/bin/python3; do
     CYSCOPE_NATIVE_LIB="$PWD/native/build-asan/libcyscope.so" PYTHONPATH=python-shim \
     "$py" -m pytest -q -p no:cacheprovider test/python/test_memory_tracker.py \
     test/python/test_memory_robustness.py test/python/test_memory_kernel.py \
-    test/python/test_memory_drift.py
+    test/python/test_memory_drift.py test/python/test_memory_objects.py
 done
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
