@@ -427,7 +427,7 @@ static __attribute__((noinline)) void *branch_b(int depth, unsigned bits, size_t
 static __attribute__((noinline)) void *padded_alloc(unsigned i) {
   volatile char *pad = alloca(16 * (i + 1));
   pad[0] = 0;
-  return branch_a(12, i, 100);
+  return branch_a(14, i, 100);
 }
 
 static void test_stack_arena_limit(void) {
@@ -437,11 +437,12 @@ static void test_stack_arena_limit(void) {
   cyscope_mem_totals t0 = totals();
   uint32_t epoch = 0;
   cyscope_mem_next_epoch(&epoch);
-  enum { N = 4096 };
+  enum { N = 16384 };
   static void *ptrs[N];
-  /* 4096 new stacks of 12+ frames: more than the arena's current chunk
-   * holds. Each call starts at its own stack depth: the per-thread stack
-   * cache would take equal (call site, depth) for the same stack. */
+  /* 16384 new stacks of 14+ frames (about 5 MB): more than the arena's
+   * current chunk holds. Each call starts at its own stack depth: the
+   * per-thread stack cache would take equal (call site, depth) for the same
+   * stack. */
   for (unsigned i = 0; i < N; i++) ptrs[i] = padded_alloc(i);
   cyscope_mem_totals t1 = totals();
   CHECK(t1.stacks_refused > 0);
