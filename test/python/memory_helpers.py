@@ -7,12 +7,15 @@ The same code runs under Cython 3 (.venv) and Cython 0.29 (Debian python3).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib.util
 import os
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import threading
 from pathlib import Path
 
 # Keeps pointers alive from the compiler's point of view: gcc would otherwise
@@ -38,6 +41,32 @@ def at_least(value: int, expected: int) -> bool:
     """A process-wide net or peak figure that covers `expected`, give or take
     frees of older blocks by other threads (PROCESS_WIDE_SLACK)."""
     return value >= expected - PROCESS_WIDE_SLACK
+
+
+@contextlib.contextmanager
+def only_this_thread():
+    """Region figures from the calling thread alone: every other thread of
+    the process is left out (cyscope_mem_exclude_threads, as the kernel
+    leaves out its own threads) and the cyclic GC is off, so nothing frees
+    older memory inside the block (IPython's history thread after the shell
+    tests once freed ~400 kB inside one). For tests that bound net and peak
+    from below tightly."""
+    import ctypes
+
+    from cyscope.memory import _lib
+
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    tids = [t.native_id for t in threading.enumerate() if t is not threading.current_thread() and t.native_id]
+    array = (ctypes.c_int64 * len(tids))(*tids)
+    assert _lib.lib().cyscope_mem_exclude_threads(array, len(tids)) == _lib.OK
+    try:
+        yield
+    finally:
+        _lib.lib().cyscope_mem_exclude_threads(None, 0)
+        if was_enabled:
+            gc.enable()
 
 
 def pyx_source(body: str) -> str:
