@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 from . import cellmap
 
@@ -35,37 +34,16 @@ def _addr2line(module: str, addresses: list[int]) -> list[list[tuple[str | None,
     exe = shutil.which("addr2line")
     if not exe:
         return None
-    try:
-        lines = subprocess.run(
-            [exe, "-a", "-f", "-i", "-C", "-e", module, *[hex(a) for a in addresses]],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        ).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
+    # One runner and parser of addr2line for the whole package (the memory tracker's).
+    from ..memory._symbols import run_addr2line
+
+    chains = run_addr2line(exe, module, addresses)
+    if chains is None:
         return None
-    chains: list[list] = []
-    i = 0
-    while i < len(lines):
-        if lines[i].startswith("0x"):
-            chains.append([])
-            i += 1
-            continue
-        if not chains or i + 1 >= len(lines):
-            break
-        function, location = lines[i], lines[i + 1]
-        path, _, line = location.rpartition(":")
-        line = line.split(" ")[0]
-        chains[-1].append(
-            (
-                None if function == "??" else function,
-                None if path in ("", "??") else path,
-                int(line) if line.isdigit() and line != "0" else None,
-            )
-        )
-        i += 2
-    return chains if len(chains) == len(addresses) else None
+    return [
+        [(None if f == "??" else f, None if p in ("", "??") else p, line or None) for f, p, line in chain]
+        for chain in chains
+    ]
 
 
 def symbolize(report: dict) -> bool:

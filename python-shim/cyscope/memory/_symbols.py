@@ -247,18 +247,15 @@ def _symboliser() -> str | None:
     return exe
 
 
-def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]:
-    """For each offset, its inline chain [(function, file, line)], innermost first.
+def run_addr2line(exe: str, obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]] | None:
+    """One ``addr2line`` run: for each offset in ``obj``, its inline chain
+    [(function, file, line)], innermost first, as addr2line prints it
+    (``??``, ``??``, 0 where it knows nothing); None when the run fails.
 
     Function names come demangled (``-C``): C++ code, including a
-    ``%%cython --cplus`` module, reads as written.
+    ``%%cython --cplus`` module, reads as written. The crash reports'
+    symbolizer runs addr2line through this too.
     """
-    unknown = [[("??", "??", 0)] for _ in offsets]
-    if not offsets:
-        return unknown
-    exe = _symboliser()
-    if not exe:
-        return _line_tables_of(obj, offsets) or unknown
     try:
         out = subprocess.run(
             [exe, "-a", "-f", "-i", "-C", "-e", obj, *[hex(o) for o in offsets]],
@@ -268,7 +265,7 @@ def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]
             check=False,
         ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
-        return unknown
+        return None
     chains: list[list[tuple[str, str, int]]] = []
     i = 0
     while i < len(out):
@@ -283,7 +280,20 @@ def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]
         line = line.split(" ")[0]
         chains[-1].append((func, path, int(line) if line.isdigit() else 0))
         i += 2
-    if len(chains) != len(offsets):
+    return chains if len(chains) == len(offsets) else None
+
+
+def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]:
+    """For each offset, its inline chain [(function, file, line)], innermost
+    first: addr2line's, or the object's line table read without it."""
+    unknown = [[("??", "??", 0)] for _ in offsets]
+    if not offsets:
+        return unknown
+    exe = _symboliser()
+    if not exe:
+        return _line_tables_of(obj, offsets) or unknown
+    chains = run_addr2line(exe, obj, offsets)
+    if chains is None:
         return unknown
     return [c or [("??", "??", 0)] for c in chains]
 
