@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import sys
-import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import Any
 from . import cache, pipeline, plugins
 from . import diagnostics as diag_mod
 from .cache import cache_dir
+from .compiler import compiler_fingerprint
 from .pipeline import BuildFailed, BuildJob
 from .plugins import BuildPlugin
 from .sage import sage_config
@@ -47,10 +47,6 @@ FORMAT_VERSION = 2
 EXT_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 _NUMPY_CIMPORT = re.compile(r"^\s*(?:cimport\s+numpy\b|from\s+numpy(?:\.\w+)*\s+cimport\b)", re.MULTILINE)
-
-_COMPILER_CONFIG_VARS = ("CC", "CXX", "CFLAGS", "CCSHARED", "LDSHARED", "LDCXXSHARED", "LDFLAGS", "OPT", "BASECFLAGS")
-_COMPILER_ENV_VARS = ("CC", "CXX", "CFLAGS", "CPPFLAGS", "CXXFLAGS", "LDFLAGS", "LDSHARED", "ARCHFLAGS", "OPT")
-
 
 class CythonBuildError(Exception):
     """The cell did not compile, link or load; ``diagnostics`` says where and why.
@@ -142,11 +138,6 @@ def _cython_major() -> int:
     return pipeline.cython_major()
 
 
-def _compiler_fingerprint() -> list:
-    cv = sysconfig.get_config_vars()
-    return [[k, cv.get(k)] for k in _COMPILER_CONFIG_VARS] + [[k, os.environ.get(k)] for k in _COMPILER_ENV_VARS]
-
-
 def _file_stamp(path: str) -> list:
     try:
         st = os.stat(path)
@@ -205,7 +196,7 @@ def compute_key(code: str, opts: BuildOptions, extra_includes: list, sage_fp, pl
         },
         "python": [sys.version, sys.executable, sys.implementation.cache_tag],
         "cython": cython_version(),
-        "compiler": _compiler_fingerprint(),
+        "compiler": compiler_fingerprint(),
         "includes": extra_includes,
         "numpy": _numpy_fingerprint(extra_includes),
         "sage": sage_fp,

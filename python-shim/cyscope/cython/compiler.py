@@ -15,6 +15,15 @@ import sys
 import sysconfig
 import warnings
 
+_CONFIG_VARS = ("CC", "CXX", "CFLAGS", "CCSHARED", "LDSHARED", "LDCXXSHARED", "LDFLAGS", "OPT", "BASECFLAGS")
+_ENV_VARS = ("CC", "CXX", "CFLAGS", "CPPFLAGS", "CXXFLAGS", "LDFLAGS", "LDSHARED", "ARCHFLAGS", "OPT")
+
+
+def compiler_fingerprint() -> list:
+    """The compiler settings ``build_ext`` will use (sysconfig's and the environment's), for cache keys."""
+    cv = sysconfig.get_config_vars()
+    return [[k, cv.get(k)] for k in _CONFIG_VARS] + [[k, os.environ.get(k)] for k in _ENV_VARS]
+
 
 class MissingBuildTool(RuntimeError):
     """A tool ``%%cython`` needs is not installed: the message names it and how
@@ -83,6 +92,27 @@ def build_ext_command(extension, build_lib: str, build_temp: str, extra_flags: l
     cmd.force = True
     cmd.extensions = [extension]
     return cmd
+
+
+def compile_command(language: str = "c") -> list[str]:
+    """The compiler and flags ``build_ext`` compiles a source of ``language`` with, and Python's
+    include folders: what a precompiled header must be built with to be used."""
+    Distribution, _e, build_ext, _c, _d, _l = distutils()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from distutils.ccompiler import new_compiler
+            from distutils.sysconfig import customize_compiler
+        except ImportError:  # Python >= 3.12 without setuptools' distutils shim
+            from setuptools._distutils.ccompiler import new_compiler
+            from setuptools._distutils.sysconfig import customize_compiler
+    cmd = build_ext(Distribution())
+    cmd.finalize_options()
+    compiler = new_compiler(compiler=cmd.compiler)
+    customize_compiler(compiler)
+    argv = list(getattr(compiler, "compiler_so_cxx", None) or compiler.compiler_so) if language == "c++" else None
+    argv = argv or list(compiler.compiler_so)
+    return argv + [f"-I{d}" for d in cmd.include_dirs or []]
 
 
 def failure_kind(exc) -> str:
