@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import cache, pipeline, plugins
+from . import cache, pipeline, plugins, utility
 from . import diagnostics as diag_mod
 from .cache import cache_dir
 from .compiler import compiler_fingerprint
@@ -47,6 +47,7 @@ FORMAT_VERSION = 2
 EXT_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 _NUMPY_CIMPORT = re.compile(r"^\s*(?:cimport\s+numpy\b|from\s+numpy(?:\.\w+)*\s+cimport\b)", re.MULTILINE)
+
 
 class CythonBuildError(Exception):
     """The cell did not compile, link or load; ``diagnostics`` says where and why.
@@ -122,6 +123,7 @@ class BuildResult:
     html_path: str | None = None
     annotation_path: str | None = None
     linemap_path: str | None = None
+    shared_utility: str | None = None  # the shared module of Cython's utility code the cell imports, if any
     diagnostics: list = field(default_factory=list)
     output: str = ""
     seconds: float = 0.0
@@ -176,7 +178,9 @@ def pyx_source(cell: str) -> str:
     return first + "\n" + (cell if cell.endswith("\n") else cell + "\n")
 
 
-def compute_key(code: str, opts: BuildOptions, extra_includes: list, sage_fp, plugin_keys: dict | None = None) -> str:
+def compute_key(
+    code: str, opts: BuildOptions, extra_includes: list, sage_fp, plugin_keys: dict | None = None, shared=None
+) -> str:
     material = {
         "format": FORMAT_VERSION,
         "code": code,
@@ -203,6 +207,8 @@ def compute_key(code: str, opts: BuildOptions, extra_includes: list, sage_fp, pl
     }
     if plugin_keys:  # only when some plugin takes part: keys of plain builds stay as they were
         material["plugins"] = plugin_keys
+    if shared is not None:  # the cell imports Cython's utility code from a shared module
+        material["shared_utility"] = shared
     if opts.force:
         material["force"] = [time.time_ns(), os.getpid()]
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode("utf-8")).hexdigest()
@@ -261,7 +267,9 @@ class Builder:
         extra_includes = _numpy_include(code)
         active = _active_plugins(opts)
         sage_fp = sage.fingerprint() if sage else None
-        key = compute_key(code, opts, extra_includes, sage_fp, {p.name: material for p, material in active})
+        share = utility.wanted(opts)
+        plugin_keys = {p.name: material for p, material in active}
+        key = compute_key(code, opts, extra_includes, sage_fp, plugin_keys, utility.FORMAT_VERSION if share else None)
         name = opts.name or f"_cyscope_magic_{key[:32]}"
         tag_dir = cache_dir()
         job = BuildJob(
@@ -276,6 +284,7 @@ class Builder:
             sage=sage,
             extra_includes=extra_includes,
             plugins=tuple(p for p, _ in active),
+            share_utility=share,
         )
         for attempt in (1, 2):
             so_path = cache.trusted_module(tag_dir, key, name + EXT_SUFFIX)
@@ -285,6 +294,7 @@ class Builder:
                 with _untracked():
                     result = self._build(job, tag_dir, show)
             try:
+                result.shared_utility = self._load_utility(tag_dir, result, show)
                 result.module = _load(name, result.so_path)
                 break
             except ImportError as exc:
@@ -320,6 +330,19 @@ class Builder:
         result.diagnostics = job.diagnostics
         result.output = job.output
         return result
+
+    @staticmethod
+    def _load_utility(tag_dir: str, result: BuildResult, show) -> str | None:
+        """Load the shared utility module the cell imports (if it imports one), building it if needed."""
+        try:
+            module = utility.load_for(tag_dir, result.directory, result.module_name, _untracked)
+        except utility.UtilityUnavailable as exc:
+            message = f"the shared utility module the cell imports could not be built: {exc}"
+            diags = [diag_mod.diagnostic("error", None, None, message, "ld")]
+            if show is not None:
+                show(diag_mod.bundle(diags, exc.output, False, result.module_name, "load"))
+            raise CythonBuildError(message, diags, exc.output) from None
+        return getattr(module, "__file__", None) if module is not None else None
 
     @staticmethod
     def _failure(job: BuildJob, failure: BuildFailed, show) -> CythonBuildError:

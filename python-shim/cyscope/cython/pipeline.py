@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import annotation as annotation_mod
-from . import cache, pgo
+from . import cache, pgo, utility
 from . import diagnostics as diag_mod
 from .capture import capture_output
 from .compiler import build_ext_command, distutils, failure_kind
@@ -66,6 +66,7 @@ class BuildJob:
     sage: SageConfig | None = None
     extra_includes: list = field(default_factory=list)
     plugins: tuple[BuildPlugin, ...] = ()
+    share_utility: bool = False  # import Cython's utility code from the shared module (part of the key)
     # Settings, filled by configure() and the plugins' configure().
     compile_args: list = field(default_factory=list)
     link_args: list = field(default_factory=list)
@@ -110,6 +111,7 @@ def build(job: BuildJob, ext_suffix: str) -> None:
     """Every phase, in order. Raises :class:`BuildFailed` at the first failed phase."""
     pyx = write_source(job)  # NAME.pyx
     configure(job)  # flags, folders, libraries (+ Sage's, + plugins')
+    job.take(share_utility_code(job))  # Cython 3.1+: utility code from a shared module, built once
     cy = job.take(run_cython(job, pyx))  # NAME.c or NAME.cpp (+ NAME.html with -a)
     for plugin in job.plugins:
         job.take(process_c(job, plugin, cy.artefact))  # e.g. breakpoint probes
@@ -155,6 +157,29 @@ def configure(job: BuildJob) -> None:
     job.cython_options = cy
     for plugin in job.plugins:
         plugin.configure(job)
+
+
+def share_utility_code(job: BuildJob) -> Stage:
+    if not job.share_utility:
+        return Stage()
+    info = _distutils_lines(job.code)
+    cplus = job.opts.cplus or info.get("language") == "c++"
+    flags = [*job.compile_args, *info.get("extra_compile_args", [])]
+    flags += [f"-D{m}" if v is None else f"-D{m}={v}" for m, v in info.get("define_macros", [])]
+    shared = utility.for_build("c++" if cplus else "c", flags)
+    try:
+        entry = utility.ready(os.path.dirname(job.final_dir), shared)
+    except OSError:  # the cache itself: publishing the cell will say what is wrong
+        entry = None
+    if entry is None:  # not built yet (now being built in the background): the cell has its own copy
+        return Stage()
+    job.cython_options["shared_utility_qualified_name"] = shared.name
+    pch = utility.pch_dir(entry)
+    if pch:
+        job.include_dirs.insert(0, pch)  # before Python's own include folder
+    with open(job.path(utility.RECIPE_SUFFIX), "w", encoding="utf-8") as f:
+        json.dump(shared.recipe(), f)
+    return Stage()
 
 
 def run_cython(job: BuildJob, pyx: str) -> Stage:
@@ -294,6 +319,16 @@ def cython_major() -> int:
     from Cython import __version__
 
     return int(__version__.split(".")[0])
+
+
+def _distutils_lines(code: str) -> dict:
+    """The cell's ``# distutils:`` settings, read as Cython reads them."""
+    from Cython.Build.Dependencies import DistutilsInfo
+
+    try:
+        return dict(DistutilsInfo(source=code).values)
+    except Exception:  # Cython reports a malformed line itself, when it runs
+        return {}
 
 
 def _has_error(diags: list[dict]) -> bool:
