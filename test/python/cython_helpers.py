@@ -164,3 +164,26 @@ def run_in_child(cells, cache_dir, env=None, user=None, timeout=300):
     if proc.returncode != 0 or at < 0:
         raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout[at + len("RESULTS ") :].splitlines()[0]), proc.stdout, proc.stderr
+
+
+INTRUDER = "cyscope-intruder"
+
+
+@pytest.fixture(scope="session")
+def intruder():
+    """A second user, ``cyscope-intruder`` (created with ``useradd``; needs root, as in CI)."""
+    import pwd
+    import subprocess
+
+    if os.getuid() != 0:
+        pytest.skip(
+            "NOT RUN: these cache-security tests need root to create a second user with useradd "
+            "(CI runs as root); run them as root to check the cache refuses other users' files"
+        )
+    try:
+        return pwd.getpwnam(INTRUDER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", INTRUDER], check=True
+        )
+        return pwd.getpwnam(INTRUDER)

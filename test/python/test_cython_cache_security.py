@@ -8,7 +8,6 @@ it makes are its own). Not as root, they are skipped with a message saying why.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -16,29 +15,12 @@ import tempfile
 import textwrap
 
 import pytest
-from cython_helpers import _cy_session_shell, cache_root, run, run_in_child, run_ok, shell
+from cython_helpers import _cy_session_shell, cache_root, intruder, run, run_in_child, run_ok, shell
 
-__all__ = ["_cy_session_shell", "cache_root", "shell"]  # fixtures used by name
+__all__ = ["_cy_session_shell", "cache_root", "intruder", "shell"]  # fixtures used by name
 
-INTRUDER = "cyscope-intruder"
 VICTIM_CELL = "%%cython -n planted_victim\ndef f(int n):\n    return n + 1\n"
 EVIL_CELL = "%%cython -n planted_victim\nprint('PLANTED MODULE RAN')\ndef f(int n):\n    return -999\n"
-
-
-@pytest.fixture(scope="session")
-def intruder():
-    if os.getuid() != 0:
-        pytest.skip(
-            "NOT RUN: these cache-security tests need root to create a second user with useradd "
-            "(CI runs as root); run them as root to check the cache refuses other users' files"
-        )
-    try:
-        return pwd.getpwnam(INTRUDER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", INTRUDER], check=True
-        )
-        return pwd.getpwnam(INTRUDER)
 
 
 @pytest.fixture
