@@ -73,6 +73,32 @@ describe.each([
     expect(await client.evaluate('add(40, 2)')).toBe('42');
   });
 
+  it('lets two cells share one utility module (Cython 3.1+; 0.29: none)', async () => {
+    const util = "__import__('cyscope.cython.utility').cython.utility";
+    const shared =
+      "__import__('cyscope.cython').cython.last_result(get_ipython()).shared_utility";
+    // The first cell (above) started the shared module's background build.
+    expect(await client.evaluate(`${util}.wait(600)`)).toBe('True');
+    for (const [name, body] of [
+      ['first', 'def first(int n):\n    return n * 2'],
+      ['second', 'def second(double[::1] v):\n    return v[0]']
+    ]) {
+      const run = await client.execute(`%%cython\n${body}`);
+      expect(run.reply.content.status).toBe('ok');
+      await client.execute(`_cy_${name} = ${shared}`);
+    }
+    expect(
+      await client.evaluate(
+        `(_cy_first == _cy_second, (_cy_first is not None) == ${util}.available())`
+      )
+    ).toBe('(True, True)');
+    expect(
+      await client.evaluate(
+        "first(21), second(__import__('array').array('d', [2.5]))"
+      )
+    ).toBe('(42, 2.5)');
+  });
+
   it('fails the request on a Cython error and publishes diagnostics on the cell line', async () => {
     const run = await client.execute(
       '%%cython\n# line 2\ncdef int x = "not an int"\n',
