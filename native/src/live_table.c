@@ -30,12 +30,19 @@ static int live_rehash(size_t cap) {
   return 0;
 }
 
+#define LIVE_MIN_CAP 4096
+
+/* The capacity for `live` records: at most a quarter full. */
+static size_t live_cap_for(uint64_t live) {
+  size_t cap = LIVE_MIN_CAP;
+  while ((live + 1) * 4 > cap) cap *= 2;
+  return cap;
+}
+
 int live_insert(const rec *r) { /* table lock held */
   if ((g_live_used + 1) * 2 > g_live_cap) {
-    uint64_t live = atomic_load_explicit(&g_live_count, RLX);
-    size_t cap = g_live_cap ? g_live_cap : 4096;
-    while ((live + 1) * 4 > cap) cap *= 2;
-    if (live_rehash(cap) != 0) return -1;
+    /* Grows, or only drops the tombstones (or shrinks) when most were freed. */
+    if (live_rehash(live_cap_for(atomic_load_explicit(&g_live_count, RLX))) != 0) return -1;
   }
   size_t j = slot_of(r->key, g_live_cap);
   while (g_live[j].key > KEY_TOMB && g_live[j].key != r->key) j = (j + 1) & (g_live_cap - 1);
@@ -64,6 +71,11 @@ int live_remove(uintptr_t key, rec *out) { /* table lock held */
       size_t f = filter_slot(key);
       uint8_t c = atomic_load_explicit(&g_filter[f], RLX);
       if (c != 255 && c != 0) atomic_store_explicit(&g_filter[f], (uint8_t)(c - 1), RLX);
+      /* Shrink once under 1/16 full: a peak snapshot walks the whole table,
+       * so a table an exact-mode burst grew must not stay that size after
+       * its blocks are gone (a failed allocation keeps the old table). */
+      uint64_t live = atomic_load_explicit(&g_live_count, RLX);
+      if (g_live_cap > LIVE_MIN_CAP && live * 16 < g_live_cap) live_rehash(live_cap_for(live));
       return 1;
     }
     j = (j + 1) & (g_live_cap - 1);
@@ -72,7 +84,10 @@ int live_remove(uintptr_t key, rec *out) { /* table lock held */
 }
 
 void live_clear(void) { /* table lock held */
-  if (g_live) memset(g_live, 0, g_live_cap * sizeof(rec));
+  /* Given back, not wiped: the next attach starts small. */
+  if (g_live) ct_os_free(g_live, g_live_cap * sizeof(rec));
+  g_live = NULL;
+  g_live_cap = 0;
   g_live_used = 0;
   atomic_store_explicit(&g_live_count, 0, RLX);
   for (size_t i = 0; i < (1u << FILTER_BITS); i++) atomic_store_explicit(&g_filter[i], 0, RLX);
@@ -122,8 +137,11 @@ uint64_t records_count(void) {
 
 long aggregate_live(uint32_t lo, uint32_t hi, cyscope_mem_stack_stat *out, size_t cap,
                     size_t *need) { /* table lock held */
+  /* The group table holds at most `cap` groups (more are only counted):
+   * sized by them, not by the records (millions in exact mode), so a peak
+   * snapshot does not map and touch a table that large every time. */
   groups g = {out, cap, 0, 0, NULL, 64};
-  while (g.tcap < records_count() * 2 + 2) g.tcap *= 2;
+  while (g.tcap < cap * 2 + 2) g.tcap *= 2;
   g.tab = ct_os_alloc(g.tcap * sizeof(uint32_t));
   if (!g.tab) return -2;
   for (size_t i = 0; i < g_live_cap; i++) {

@@ -12,19 +12,27 @@ static cyscope_mem_stack_stat *g_snap;
 static size_t g_snap_n, g_snap_cap;
 static int64_t g_snap_current;
 
+static int snap_reserve(size_t want) { /* table lock held */
+  if (want <= g_snap_cap) return 0;
+  size_t cap = g_snap_cap ? g_snap_cap : 1024;
+  while (cap < want) cap *= 2;
+  cyscope_mem_stack_stat *s = ct_os_alloc(cap * sizeof(*s));
+  if (!s) return -1;
+  if (g_snap) ct_os_free(g_snap, g_snap_cap * sizeof(*s));
+  g_snap = s;
+  g_snap_cap = cap;
+  return 0;
+}
+
+/* The snapshot holds one entry per (stack, epoch) group, far fewer than the
+ * records (a million objects in exact mode, a few hundred stacks): it grows
+ * when the groups outgrow it, not with the records. */
 static void take_snapshot(int64_t current) { /* table lock held */
-  size_t live = records_count() + 1;
-  if (live > g_snap_cap) {
-    size_t cap = g_snap_cap ? g_snap_cap : 1024;
-    while (cap < live) cap *= 2;
-    cyscope_mem_stack_stat *s = ct_os_alloc(cap * sizeof(*s));
-    if (!s) return;
-    if (g_snap) ct_os_free(g_snap, g_snap_cap * sizeof(*s));
-    g_snap = s;
-    g_snap_cap = cap;
-  }
+  if (snap_reserve(1024) != 0) return;
   size_t need = 0;
   long n = aggregate_live(0, UINT32_MAX, g_snap, g_snap_cap, &need);
+  if (n == -1 && snap_reserve(need) == 0)
+    n = aggregate_live(0, UINT32_MAX, g_snap, g_snap_cap, &need);
   g_snap_n = n > 0 ? (size_t)n : 0;
   g_snap_current = current;
 }

@@ -110,6 +110,26 @@ static void test_variants_exact(void) {
   CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
 }
 
+/* The live table follows what is live: an exact-mode burst of records grows
+ * it, freeing them shrinks it back (a peak snapshot walks the whole table, so
+ * a table left at its largest made every later snapshot cost that much). */
+static void test_live_table_shrinks(void) {
+  cyscope_mem_config c = config(1, 0);
+  CHECK_EQ(cyscope_mem_attach(&c), CYSCOPE_OK);
+  enum { N = 200000 };
+  static void *ptrs[N];
+  cyscope_mem_totals t0 = totals();
+  for (int i = 0; i < N; i++) ptrs[i] = sink = malloc(16);
+  cyscope_mem_totals t1 = totals();
+  for (int i = 0; i < N; i++) free(ptrs[i]);
+  cyscope_mem_totals t2 = totals();
+  CHECK_EQ(t2.live_records, t0.live_records);
+  /* N records of 32 bytes, at most a quarter full: >= 25 MB at the top. */
+  CHECK(t1.tracker_bytes >= t0.tracker_bytes + (uint64_t)N * 32 * 2);
+  CHECK(t2.tracker_bytes < t0.tracker_bytes + (uint64_t)N * 32 / 4);
+  CHECK_EQ(cyscope_mem_detach(), CYSCOPE_OK);
+}
+
 /* Records carry the requested size: a leak of 1,000,003 bytes shows exactly. */
 static void test_leak_record(void) {
   cyscope_mem_config c = config(0, 0);
@@ -838,6 +858,7 @@ int main(void) {
   test_usable_size_bound();
   test_sampling_interval_change();
   test_variants_exact();
+  test_live_table_shrinks();
   test_leak_record();
   test_mmap();
   test_mremap();
