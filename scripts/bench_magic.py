@@ -6,6 +6,8 @@ Measures, interleaving the two magics trial by trial (medians, and the ratio of 
   edit-and-rerun  a trivially edited version of the cell just run
   cache hit       the identical cell again
   runtime         the built code itself: a numeric loop, a memoryview loop, 10^5 calls
+                  (with Cython 3.1+ also cyscope's build against its own build of the cell
+                  with a self-contained copy of the utility code: "vs own copy")
 
 Both magics are called directly (``CyscopeCythonMagics.cython`` and
 ``Cython.Build.IpythonMagic.CythonMagics.cython``), each with its own fresh cache folder.
@@ -160,8 +162,11 @@ def measure(args) -> bool:
     print(f"{'first cell ever':<16}{a * 1e3:>10.2f}ms{b * 1e3:>10.2f}ms{a / b:>9.3f}{'':>11}  (empty caches, one run)")
     if sharing:
         print(f"{'':<16}(the shared utility module was ready {background:.1f} s after that first cell began)")
-    for label, (a, b) in runtime.items():
+    for label, (a, b, own) in runtime.items():
         print(f"{label:<16}{a * 1e3:>10.2f}ms{b * 1e3:>10.2f}ms{a / b:>9.3f}{'':>11}  (same speed: ~1.00)")
+        if sharing:  # the same build with and without the shared module: what sharing itself costs
+            row = "  vs own copy"
+            print(f"{row:<16}{a * 1e3:>10.2f}ms{own * 1e3:>10.2f}ms{a / own:>9.3f}{'':>11}  (same speed: ~1.00)")
     try:
         load = os.getloadavg()[0]
         print(f"load average during the run: {load:.2f} on {os.cpu_count()} CPUs (a busy machine blurs compile times)")
@@ -174,9 +179,14 @@ def runtime_ratios(shell, magics, tag) -> dict:
     """The built code's speed: the same cell built by each magic, timed call for call (minimum of 15)."""
     import array
 
+    builds = dict(magics)
+    builds["own copy"] = magics["cyscope"]  # cyscope again, with the cell's own utility code
     funcs = {}
-    for name, fn in magics.items():
+    for name, fn in builds.items():
+        if name == "own copy":
+            os.environ["CYSCOPE_SHARED_UTILITY"] = "0"
         fn("", f"# runtime {tag} {name}\n" + RUNTIME_CELL)
+        os.environ.pop("CYSCOPE_SHARED_UTILITY", None)
         funcs[name] = {k: shell.user_ns[k] for k in ("loop", "vsum", "call_me")}
     values = array.array("d", range(1_000_000))
 
@@ -189,14 +199,14 @@ def runtime_ratios(shell, magics, tag) -> dict:
         "runtime: memview": lambda f: [f["vsum"](values) for _ in range(5)],
         "runtime: calls": lambda f: calls(f["call_me"]),
     }
-    best = {label: {name: float("inf") for name in magics} for label in work}
+    best = {label: {name: float("inf") for name in builds} for label in work}
     for rep in range(15):
         for label, job in work.items():
-            for name in list(magics) if rep % 2 == 0 else list(magics)[::-1]:
+            for name in list(builds) if rep % 2 == 0 else list(builds)[::-1]:
                 t = time.perf_counter()
                 job(funcs[name])
                 best[label][name] = min(best[label][name], time.perf_counter() - t)
-    return {label: (b["cyscope"], b["Cython"]) for label, b in best.items()}
+    return {label: (b["cyscope"], b["Cython"], b["own copy"]) for label, b in best.items()}
 
 
 if __name__ == "__main__":
