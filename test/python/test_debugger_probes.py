@@ -285,6 +285,33 @@ def test_interrupt_while_stopped_raises_keyboardinterrupt_in_the_cell(harness: H
     assert result.module.tri(4) == 6
 
 
+def test_interrupt_landing_between_the_stopped_event_and_the_park(harness: Harness):
+    """SIGINT can arrive just after "stopped" went out and before the thread parks (a
+    loaded machine stretches that gap): the stop must still end with "continued" and
+    leave nothing listed as stopped."""
+    result = harness.build(LOOP)
+    path = harness.path_of(result)
+    harness.session.set_breakpoints(path, [{"line": 5}])
+
+    def emit_then_interrupt(event):
+        harness.events.put(event)
+        if event["event"] == "stopped":
+            raise KeyboardInterrupt
+
+    harness.session.emit = emit_then_interrupt
+    harness.run(result.module.tri, 10)
+    stopped = harness.event("stopped")
+    harness.session.emit = harness.events.put
+    kind, exc = harness.results.get(timeout=20)
+    assert kind == "error" and isinstance(exc, KeyboardInterrupt), (kind, exc)
+    continued = harness.event("continued")
+    assert continued["body"]["threadId"] == stopped["body"]["threadId"]
+    assert harness.session.stop_of_thread(stopped["body"]["threadId"]) is None
+    harness.session.cell_finished()
+    harness.session.set_breakpoints(path, [])
+    assert result.module.tri(4) == 6
+
+
 def test_stale_requests_and_a_thousand_stops(harness: Harness):
     import gc
     import tracemalloc

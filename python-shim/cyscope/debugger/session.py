@@ -333,28 +333,41 @@ class DebugSession:
             tid = self.thread_id(hit.thread)
             start = sys._getframe(1)  # stack.python_frames() drops cyscope's own frames
             stop = Stop(tid, hit, reason, ids, start)
-            with self._lock:
-                self.stops[tid] = stop
-            body = {
-                "reason": reason,
-                "threadId": tid,
-                "allThreadsStopped": False,
-                "preserveFocusHint": False,
-                "description": f"Paused on {reason} in compiled code, line {hit.line}",
-            }
-            if ids:
-                body["hitBreakpointIds"] = ids
-            if note:
-                body["text"] = note
-                self.emit_event("output", {"category": "stderr", "output": f"cyscope: {note}\n"})
-            self.emit_event("stopped", body)
-            self.last_stop_latency = time.perf_counter() - hit.time
-            # CLOCK_MONOTONIC is one clock for the whole machine: the benchmark compares
-            # it with the moment the event reaches the frontend's process.
-            self.last_hit_monotonic = time.monotonic() - self.last_stop_latency
-            return self._park(stop)
+            try:
+                return self._announce_and_park(stop, hit, note)
+            except KeyboardInterrupt:
+                # An interrupt can land anywhere between registering the stop and
+                # parking (on a loaded machine, after JupyterLab already saw
+                # "stopped"): leave as parking would, or the stop stays listed and
+                # no "continued" ever follows.
+                if not stop.resumed:
+                    self._leave(stop, "interrupt")
+                raise
         finally:
             self._slot.release()
+
+    def _announce_and_park(self, stop: Stop, hit: Hit, note: str | None) -> int:
+        tid, reason, ids = stop.thread, stop.reason, stop.breakpoint_ids
+        with self._lock:
+            self.stops[tid] = stop
+        body = {
+            "reason": reason,
+            "threadId": tid,
+            "allThreadsStopped": False,
+            "preserveFocusHint": False,
+            "description": f"Paused on {reason} in compiled code, line {hit.line}",
+        }
+        if ids:
+            body["hitBreakpointIds"] = ids
+        if note:
+            body["text"] = note
+            self.emit_event("output", {"category": "stderr", "output": f"cyscope: {note}\n"})
+        self.emit_event("stopped", body)
+        self.last_stop_latency = time.perf_counter() - hit.time
+        # CLOCK_MONOTONIC is one clock for the whole machine: the benchmark compares
+        # it with the moment the event reaches the frontend's process.
+        self.last_hit_monotonic = time.monotonic() - self.last_stop_latency
+        return self._park(stop)
 
     def _park(self, stop: Stop) -> int:
         action = None
