@@ -135,6 +135,29 @@ print("\\nRESULTS " + json.dumps(results))
 """
 
 
+_SHIM_COPY: list = []
+
+
+def _shim_readable_by_all() -> pathlib.Path:
+    """python-shim/ as another user can import it. A checkout inside a private folder
+    (``mktemp -d`` is 0700) is out of that user's reach, so it gets a root-owned 0755
+    copy (the native loader accepts root-owned folders); otherwise the checkout itself."""
+    import atexit
+    import shutil
+    import stat
+    import tempfile
+
+    if all(os.stat(p).st_mode & stat.S_IXOTH for p in [SHIM, *SHIM.parents]):
+        return SHIM
+    if not _SHIM_COPY:
+        top = pathlib.Path(tempfile.mkdtemp(prefix="cyscope-shim-"))
+        atexit.register(shutil.rmtree, top, True)
+        os.chmod(top, 0o755)
+        shutil.copytree(SHIM, top / "python-shim", ignore=shutil.ignore_patterns("__pycache__"))
+        _SHIM_COPY.append(top / "python-shim")
+    return _SHIM_COPY[0]
+
+
 def run_in_child(cells, cache_dir, env=None, user=None, timeout=300):
     """Run ``[(cell, expression), ...]`` in a fresh IPython process with cyscope's %%cython.
 
@@ -145,7 +168,8 @@ def run_in_child(cells, cache_dir, env=None, user=None, timeout=300):
     import subprocess
 
     child_env = dict(os.environ, CYSCOPE_CACHE_DIR=str(cache_dir))
-    child_env["PYTHONPATH"] = os.pathsep.join([str(SHIM), os.environ.get("PYTHONPATH", "")])
+    shim = SHIM if user is None else _shim_readable_by_all()
+    child_env["PYTHONPATH"] = os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")])
     child_env.update(env or {})
     kwargs = {}
     if user is not None:
