@@ -16,20 +16,25 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 (cd native/build-asan && ctest --output-on-failure)
 
-# The Python memory tests against the sanitized library, in both
-# interpreters: libasan must come first in the process, hence LD_PRELOAD.
-# (CPython itself leaks by design at exit: leak detection off here.)
+# The Python memory tests against the sanitized library: libasan must come
+# first in the process, hence LD_PRELOAD. (CPython itself leaks by design at
+# exit: leak detection off here.) The project venv runs every memory suite,
+# kernels included; Debian's interpreter (another build of 3.11, the one Sage
+# uses) runs the in-process ones, which is where its build could differ.
 echo "== memory pytest against native/build-asan/libcyscope.so"
 ASAN_SO=$(gcc -print-file-name=libasan.so)
-for py in .venv/bin/python /usr/bin/python3; do
-  [ -x "$py" ] || continue
+sanitized_pytest() {
+  local py="$1"
+  shift
   echo "-- $py"
   LD_PRELOAD="$ASAN_SO" ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=86:allocator_may_return_null=1" \
     CYSCOPE_NATIVE_LIB="$PWD/native/build-asan/libcyscope.so" PYTHONPATH=python-shim \
-    "$py" -m pytest -q -p no:cacheprovider test/python/test_memory_tracker.py \
-    test/python/test_memory_robustness.py test/python/test_memory_kernel.py \
-    test/python/test_memory_drift.py test/python/test_memory_objects.py
-done
+    "$py" -m pytest -q -p no:cacheprovider "$@"
+}
+sanitized_pytest .venv/bin/python test/python/test_memory_tracker.py test/python/test_memory_robustness.py \
+  test/python/test_memory_kernel.py test/python/test_memory_drift.py test/python/test_memory_objects.py
+sanitized_pytest /usr/bin/python3 test/python/test_memory_tracker.py test/python/test_memory_robustness.py \
+  test/python/test_memory_objects.py
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== valgrind (native/build)"

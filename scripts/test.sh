@@ -43,12 +43,12 @@ native_sanitized() {
     say "scripts/native_sanitize.sh is missing"; return 1; fi
 }
 pytest_venv() {
-  "$PY" -m pytest test/python -p no:cacheprovider
+  "$PY" -m pytest test/python -p no:cacheprovider --durations=12
 }
 pytest_debian() {
   # Debian's interpreter with only python-shim/ on its path, as the SageMath
   # kernel would use cyscope; the wheel tests are packaging, not interpreter.
-  "$DEBIAN_PY" -m pytest test/python -p no:cacheprovider -m "not wheel"
+  "$DEBIAN_PY" -m pytest test/python -p no:cacheprovider -m "not wheel" --durations=12
 }
 
 # On CPython 3.12 / 3.13: the kernel-side suites whose behaviour depends on
