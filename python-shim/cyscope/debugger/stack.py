@@ -18,12 +18,12 @@ import ctypes
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
 
+from ..memory._symbols import run_addr2line
 from .runtime import Hit, ProbeModule
 
 _MARKER = re.compile(r'^\s*/\* "([^"]+)":(\d+)\s*$')
@@ -111,34 +111,10 @@ _clines: dict[str, _CLines] = {}
 
 
 def _addr2line(obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]]:
+    # Names stay as the object holds them: they are looked up among Cython's C names.
     exe = shutil.which("addr2line")
-    if not exe or not offsets:
-        return [[] for _ in offsets]
-    try:
-        out = subprocess.run(
-            [exe, "-a", "-f", "-i", "-e", obj, *[hex(o) for o in offsets]],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        ).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return [[] for _ in offsets]
-    chains: list[list[tuple[str, str, int]]] = []
-    i = 0
-    while i < len(out):
-        if out[i].startswith("0x"):
-            chains.append([])
-            i += 1
-            continue
-        if not chains or i + 1 >= len(out):
-            break
-        func, loc = out[i], out[i + 1]
-        path, _, line = loc.rpartition(":")
-        line = line.split(" ")[0]
-        chains[-1].append((func, path, int(line) if line.isdigit() else 0))
-        i += 2
-    return chains if len(chains) == len(offsets) else [[] for _ in offsets]
+    chains = run_addr2line(exe, obj, offsets, demangle=False) if exe and offsets else None
+    return chains if chains is not None else [[] for _ in offsets]
 
 
 def _module_of(pc: int, modules: list[ProbeModule]) -> tuple[ProbeModule | None, int, str | None]:

@@ -247,18 +247,22 @@ def _symboliser() -> str | None:
     return exe
 
 
-def run_addr2line(exe: str, obj: str, offsets: list[int]) -> list[list[tuple[str, str, int]]] | None:
+def run_addr2line(
+    exe: str, obj: str, offsets: list[int], demangle: bool = True
+) -> list[list[tuple[str, str, int]]] | None:
     """One ``addr2line`` run: for each offset in ``obj``, its inline chain
     [(function, file, line)], innermost first, as addr2line prints it
     (``??``, ``??``, 0 where it knows nothing); None when the run fails.
 
     Function names come demangled (``-C``): C++ code, including a
     ``%%cython --cplus`` module, reads as written. The crash reports'
-    symbolizer runs addr2line through this too.
+    symbolizer runs addr2line through this too. ``demangle=False`` keeps the
+    names the object file holds, for callers that look them up (the debugger
+    matches Cython's C function names).
     """
     try:
         out = subprocess.run(
-            [exe, "-a", "-f", "-i", "-C", "-e", obj, *[hex(o) for o in offsets]],
+            [exe, "-a", "-f", "-i", *(["-C"] if demangle else []), "-e", obj, *[hex(o) for o in offsets]],
             capture_output=True,
             text=True,
             timeout=60,
