@@ -406,6 +406,12 @@ _numbered_frames: list[ShownFrame] = []
 _shown_memo: dict[int, tuple] = {}
 # (stack id, flags) -> [shown frames, key, inverted key or None]
 _shown_cache: dict[int, list] = {}
+# The caches of resolved and shown stacks are emptied past this many entries.
+# It must exceed what one report can ask for at once: a cache emptied in the
+# middle of a report is emptied on every later one too (a flamegraph of a report
+# of 100,000 paths, each a Python object and its buffer, asks for 200,000
+# stacks; with a bound of 200,000 each build resolved every stack again, 20x).
+CACHED_STACKS = 500_000
 
 
 def frame_number(fr: ShownFrame) -> int:
@@ -455,7 +461,7 @@ def _shown_entry(stack_id: int, native: bool, trim: bool, collapse_native: bool)
         entries = [_shown_numbered(fr) for fr in frames]
         shown, numbers = [e[1] for e in entries], [e[2] for e in entries]
     entry = [tuple(shown), b"".join(numbers), None]  # the inverted key is made when asked for
-    if len(_shown_cache) > 200_000:
+    if len(_shown_cache) > CACHED_STACKS:
         _shown_cache.clear()
     if len(_shown_memo) > 500_000:
         _shown_memo.clear()
@@ -546,7 +552,7 @@ def resolve_stack(stack_id: int, native: bool) -> list[_symbols.Frame]:
         if native or fr.kind == "cython":
             natives.append(fr)
     frames = list(reversed(py)) + list(reversed(natives))
-    if len(_resolved) > 200_000:
+    if len(_resolved) > CACHED_STACKS:
         _resolved.clear()
     _resolved[key] = frames
     return frames
