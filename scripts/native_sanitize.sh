@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== ASan + UBSan build (native/build-asan)"
+echo "== ASan + UBSan build (native/build-asan) (at ${SECONDS} s)"
 cmake -S native -B native/build-asan -DCYSCOPE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build native/build-asan -j2
 # halt_on_error makes every report fatal; UBSan does not stop by default.
@@ -21,12 +21,12 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 # exit: leak detection off here.) The project venv runs every memory suite,
 # kernels included; Debian's interpreter (another build of 3.11, the one Sage
 # uses) runs the in-process ones, which is where its build could differ.
-echo "== memory pytest against native/build-asan/libcyscope.so"
+echo "== memory pytest against native/build-asan/libcyscope.so (at ${SECONDS} s)"
 ASAN_SO=$(gcc -print-file-name=libasan.so)
 sanitized_pytest() {
   local py="$1"
   shift
-  echo "-- $py"
+  echo "-- $py (at ${SECONDS} s)"
   LD_PRELOAD="$ASAN_SO" ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=86:allocator_may_return_null=1" \
     CYSCOPE_NATIVE_LIB="$PWD/native/build-asan/libcyscope.so" PYTHONPATH=python-shim \
     "$py" -m pytest -q -p no:cacheprovider "$@"
@@ -37,13 +37,13 @@ sanitized_pytest /usr/bin/python3 test/python/test_memory_tracker.py test/python
   test/python/test_memory_objects.py
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
-echo "== valgrind (native/build)"
+echo "== valgrind (native/build) (at ${SECONDS} s)"
 command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 1; }
 cmake -S native -B native/build >/dev/null
 cmake --build native/build -j2
 for t in cyscope_native_tests cyscope_memtrack_tests cyscope_crash_tests; do
-  echo "-- valgrind $t"
+  echo "-- valgrind $t (at ${SECONDS} s)"
   valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
     --trace-children=no "native/build/$t"
 done
-echo "native_sanitize: all clean"
+echo "native_sanitize: all clean (${SECONDS} s)"
