@@ -43,7 +43,7 @@ CYSCOPE_API const char *cyscope_version(void);
 CYSCOPE_API int cyscope_read_rss(uint64_t *rss_bytes);
 
 /* ------------------------------------------------------------------------
- * Allocation tracking (issue 4). The library patches the GOT/PLT slots of
+ * Allocation tracking. The library patches the GOT/PLT slots of
  * every loaded object so malloc & co. go through its hooks; nothing is
  * preloaded. Byte unit: a block counts with its requested size when the
  * tracker keeps a record of it (sampled, >= record_threshold, exact mode,
