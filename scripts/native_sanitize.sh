@@ -41,9 +41,18 @@ echo "== valgrind (native/build) (at ${SECONDS} s)"
 command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 1; }
 cmake -S native -B native/build >/dev/null
 cmake --build native/build -j2
+# --fair-sched=yes: valgrind runs one thread at a time, and by default a
+# thread can wait minutes for its turn while others spin allocating (the
+# fork-under-threads test once took 3 minutes instead of 10 s, and once past
+# CI's stage limit). Each binary gets its own deadline, so a hang names itself.
 for t in cyscope_native_tests cyscope_memtrack_tests cyscope_crash_tests; do
   echo "-- valgrind $t (at ${SECONDS} s)"
-  valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    --trace-children=no "native/build/$t"
+  rc=0
+  timeout --kill-after=10 300 valgrind --quiet --fair-sched=yes --error-exitcode=1 --leak-check=full \
+    --errors-for-leak-kinds=definite --trace-children=no "native/build/$t" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "valgrind $t: still running after 300 s, stopped (see the last test it printed)" >&2
+  fi
+  [ "$rc" = 0 ] || exit "$rc"
 done
 echo "native_sanitize: all clean (${SECONDS} s)"

@@ -5,6 +5,7 @@
 #define CYSCOPE_TESTS_CHECK_H
 
 #include <stdio.h>
+#include <time.h>
 
 static int failures = 0;
 static int passes = 0;
@@ -29,6 +30,22 @@ static int passes = 0;
       fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, a_, \
               b_);                                                                              \
     }                                                                                           \
+  } while (0)
+
+/* Run one test and say how long it took: under valgrind a test can take
+ * minutes, and CI's log should show which one. */
+static inline double check_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define RUN(test)                                              \
+  do {                                                         \
+    double start_ = check_now_s();                             \
+    test();                                                    \
+    printf("  %-36s %.2f s\n", #test, check_now_s() - start_); \
+    fflush(stdout);                                            \
   } while (0)
 
 /* Print the closing line and turn the counts into an exit status. */

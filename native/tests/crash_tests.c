@@ -399,15 +399,15 @@ static void test_cell_notes(void) {
 }
 
 int main(void) {
-  test_install_restores_previous();
-  test_segv_without_tracer();
-  test_abort_and_fpe();
-  test_thread_and_overflow();
-  test_chains_to_previous();
-  test_reclaim_after_another_handler();
-  test_forked_child_only_chains();
-  test_tracer_outcomes();
-  test_cell_notes();
+  RUN(test_install_restores_previous);
+  RUN(test_segv_without_tracer);
+  RUN(test_abort_and_fpe);
+  RUN(test_thread_and_overflow);
+  RUN(test_chains_to_previous);
+  RUN(test_reclaim_after_another_handler);
+  RUN(test_forked_child_only_chains);
+  RUN(test_tracer_outcomes);
+  RUN(test_cell_notes);
   if (g_dir[0]) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);

@@ -853,28 +853,28 @@ static void test_slot_of_key_spreads(void) {
 }
 
 int main(void) {
-  test_slot_of_key_spreads();
-  test_known_pattern_default();
-  test_usable_size_bound();
-  test_sampling_interval_change();
-  test_variants_exact();
-  test_live_table_shrinks();
-  test_leak_record();
-  test_mmap();
-  test_mremap();
-  test_map_ranges();
-  test_dlsym();
-  test_stack_changes();
-  test_excluded_threads();
-  test_stack_arena_limit();
-  test_threads();
-  test_thread_exit_peak();
-  test_pause_and_peak();
-  test_failures();
-  test_concurrency();
-  test_dlopen_after_attach();
-  test_fork();
-  test_forks_under_threads();
-  test_attach_detach_cycles();
+  RUN(test_slot_of_key_spreads);
+  RUN(test_known_pattern_default);
+  RUN(test_usable_size_bound);
+  RUN(test_sampling_interval_change);
+  RUN(test_variants_exact);
+  RUN(test_live_table_shrinks);
+  RUN(test_leak_record);
+  RUN(test_mmap);
+  RUN(test_mremap);
+  RUN(test_map_ranges);
+  RUN(test_dlsym);
+  RUN(test_stack_changes);
+  RUN(test_excluded_threads);
+  RUN(test_stack_arena_limit);
+  RUN(test_threads);
+  RUN(test_thread_exit_peak);
+  RUN(test_pause_and_peak);
+  RUN(test_failures);
+  RUN(test_concurrency);
+  RUN(test_dlopen_after_attach);
+  RUN(test_fork);
+  RUN(test_forks_under_threads);
+  RUN(test_attach_detach_cycles);
   return check_report();
 }

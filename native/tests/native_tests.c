@@ -18,7 +18,7 @@ static void test_read_rss(void) {
 }
 
 int main(void) {
-  test_abi_version();
-  test_read_rss();
+  RUN(test_abi_version);
+  RUN(test_read_rss);
   return check_report();
 }
