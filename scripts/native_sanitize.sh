@@ -16,7 +16,8 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 (cd native/build-asan && ctest --output-on-failure)
 
-# The Python memory tests against the sanitized library: libasan must come
+# The Python memory tests against the sanitized library (and the flamegraph
+# payload's, whose tree and key grouping run in it): libasan must come
 # first in the process, hence LD_PRELOAD. (CPython itself leaks by design at
 # exit: leak detection off here.) The project venv runs every memory suite,
 # kernels included; Debian's interpreter (another build of 3.11, the one Sage
@@ -32,7 +33,8 @@ sanitized_pytest() {
     "$py" -m pytest -q -p no:cacheprovider "$@"
 }
 sanitized_pytest .venv/bin/python test/python/test_memory_tracker.py test/python/test_memory_robustness.py \
-  test/python/test_memory_kernel.py test/python/test_memory_drift.py test/python/test_memory_objects.py
+  test/python/test_memory_kernel.py test/python/test_memory_drift.py test/python/test_memory_objects.py \
+  test/python/test_flamegraph_payload.py
 sanitized_pytest /usr/bin/python3 test/python/test_memory_tracker.py test/python/test_memory_robustness.py \
   test/python/test_memory_objects.py
 unset ASAN_OPTIONS UBSAN_OPTIONS
@@ -45,7 +47,7 @@ cmake --build native/build -j2
 # thread can wait minutes for its turn while others spin allocating (the
 # fork-under-threads test once took 3 minutes instead of 10 s, and once past
 # CI's stage limit). Each binary gets its own deadline, so a hang names itself.
-for t in cyscope_native_tests cyscope_memtrack_tests cyscope_crash_tests; do
+for t in cyscope_native_tests cyscope_memtrack_tests cyscope_shown_keys_tests cyscope_crash_tests; do
   echo "-- valgrind $t (at ${SECONDS} s)"
   rc=0
   timeout --kill-after=10 300 valgrind --quiet --fair-sched=yes --error-exitcode=1 --leak-check=full \

@@ -154,6 +154,67 @@ CYSCOPE_API int cyscope_mem_stack_changes(uint32_t lo, uint32_t hi, cyscope_mem_
 CYSCOPE_API int cyscope_mem_stack_log_trim(uint32_t epoch);
 CYSCOPE_API int cyscope_mem_stack_frames(uint32_t stack_id, cyscope_mem_frame *out, size_t cap,
                                          size_t *n);
+/* Shown stacks in bulk (what a flamegraph draws): Python notes what each raw
+ * frame is once; then many stacks become keys of frame numbers in one call.
+ * A native frame's note is looked up with line = 1 in native mode, 0 else
+ * (the modes name native frames differently). */
+typedef struct cyscope_mem_frame_note {
+  cyscope_mem_frame frame; /* the raw frame (see above for a native frame's line) */
+  uint32_t number;         /* the shown frame's number, written into keys */
+  uint32_t flags;          /* CYSCOPE_NOTE_* */
+  uint32_t lib;            /* CYSCOPE_NOTE_LIBRARY frames: which library */
+  uint32_t reserved;
+} cyscope_mem_frame_note;
+#define CYSCOPE_NOTE_HIDDEN 1u    /* a native frame the report does not show */
+#define CYSCOPE_NOTE_EVAL_LOOP 2u /* native mode: the interpreter's loop; frames outside it go */
+#define CYSCOPE_NOTE_CELL_CODE 4u /* a cell's own top-level code */
+#define CYSCOPE_NOTE_IN_CELL 8u   /* code defined in a cell */
+#define CYSCOPE_NOTE_HOST 16u     /* the kernel's code that runs cells (ipykernel, asyncio...) */
+#define CYSCOPE_NOTE_IMPORT 32u   /* import machinery, never shown when trimmed */
+#define CYSCOPE_NOTE_LIBRARY 64u  /* a native frame whose runs of one library collapse */
+/* Options of cyscope_mem_shown_keys. */
+#define CYSCOPE_KEYS_COLLAPSE 1u /* stacks with a run to collapse are left to the caller */
+#define CYSCOPE_KEYS_TRIM 2u     /* start at the cell */
+#define CYSCOPE_KEYS_NATIVE 4u   /* a report with native stacks */
+#define CYSCOPE_KEYS_INVERTED 8u /* innermost frame first */
+CYSCOPE_API int cyscope_mem_note_frames(const cyscope_mem_frame_note *notes, size_t n);
+CYSCOPE_API int cyscope_mem_forget_frame_notes(void);
+/* Stack i's key is keys[ends[i-1] .. ends[i]) (big-endian 32-bit frame
+ * numbers, outermost first), unless fallback[i]: a stack this call could not
+ * write (stack 0, a frame without a note, a run to collapse). Frames without
+ * a note are listed in `unknown` (each once per call; *n_unknown > cap: more
+ * are left, call again after noting these). CYSCOPE_ENOMEM: keys_cap is
+ * short of *used bytes. */
+CYSCOPE_API int cyscope_mem_shown_keys(const uint32_t *ids, size_t n, uint32_t options,
+                                       uint8_t *keys, size_t keys_cap, uint32_t *ends,
+                                       uint8_t *fallback, cyscope_mem_frame *unknown,
+                                       size_t unknown_cap, size_t *n_unknown, size_t *used);
+/* Sort n keys (key i is data[starts[i] .. ends[i]), bytes order) and group
+ * equal ones: firsts[g] is the first key of group g in that order, and
+ * sums[c * (n + 1) + g] the total of column c (columns[c * n + i] for key i)
+ * over the groups before g, g = 0 .. *ngroups. order and scratch hold n
+ * entries each (order: the keys in sorted order); keys lie in data's
+ * data_len bytes. Needs no tracker. */
+CYSCOPE_API int cyscope_keys_group(const uint8_t *data, size_t data_len, const uint32_t *starts,
+                                   const uint32_t *ends, size_t n, const double *columns,
+                                   size_t ncolumns, uint32_t *order, uint32_t *scratch,
+                                   uint32_t *firsts, double *sums, size_t *ngroups);
+/* The flamegraph's nested set (the payload's node columns) from sorted,
+ * distinct keys (key g: data[starts[firsts[g]] .. ends[firsts[g]]), as
+ * cyscope_keys_group leaves them) and running sums over them (value, count,
+ * base or NULL; width: what orders siblings and meets the threshold). Nodes
+ * in depth-first order, widest sibling first, a parent's children under
+ * `threshold` merged into one "other" node (frame -2 - how many). frame -1:
+ * the root. *n_nodes = 0 with CYSCOPE_OK: more than max_nodes nodes (raise
+ * the threshold). Output columns hold `cap` entries; CYSCOPE_ENOMEM if too
+ * few. Needs no tracker; flamegraph/payload.py is the reference. */
+CYSCOPE_API int cyscope_flame_tree(const uint8_t *data, size_t data_len, const uint32_t *starts,
+                                   const uint32_t *ends, const uint32_t *firsts, size_t nkeys,
+                                   const double *value, const double *count, const double *base,
+                                   const double *width, double threshold, size_t max_nodes,
+                                   size_t cap, int32_t *level, int32_t *frame, int64_t *out_value,
+                                   int64_t *out_self, int64_t *out_count, int64_t *out_base,
+                                   size_t *n_nodes);
 /* Walk every loaded object's relocations and count slots holding a hook
  * (independent of the tracker's own bookkeeping; costs ~0.3 ms). */
 CYSCOPE_API int cyscope_mem_scan_patched(uint64_t *n);

@@ -279,6 +279,9 @@ uint64_t stack_log_tracker_bytes(void);
 size_t stack_count(void);
 int stack_totals(cyscope_mem_stack_stat *out, size_t cap, size_t *n);
 int stack_frames(uint32_t id, cyscope_mem_frame *out, size_t cap, size_t *n);
+/* Where the frames of n stacks are (NULL, 0: no such stack). Interned stacks
+ * never move and never change, so they can be read after the lock is let go. */
+int stack_views(const uint32_t *ids, size_t n, const cyscope_mem_frame **frames, uint32_t *counts);
 uint64_t stacks_tracker_bytes(void);
 
 /* --------------------------------------------- peak.c: peak and snapshot */

@@ -309,6 +309,17 @@ int stack_frames(uint32_t id, cyscope_mem_frame *out, size_t cap, size_t *n) {
   return rc;
 }
 
+int stack_views(const uint32_t *ids, size_t n, const cyscope_mem_frame **frames, uint32_t *counts) {
+  spin_lock(&g_table_lock);
+  for (size_t i = 0; i < n; i++) {
+    stack_hdr *s = ids[i] && ids[i] < g_nstacks ? g_stacks[ids[i]] : NULL;
+    frames[i] = s ? s->frames : NULL;
+    counts[i] = s ? s->n : 0;
+  }
+  spin_unlock(&g_table_lock);
+  return CYSCOPE_OK;
+}
+
 uint64_t stacks_tracker_bytes(void) { /* table lock held */
   return g_stacks_cap * sizeof(void *) + g_nbuckets * 4;
 }
