@@ -3,9 +3,11 @@
 Run: .venv/bin/python scripts/bench_flamegraph_payload.py [--reps 5] [--stacks 1000 10000 100000]
 
 A recursive Python function whose every level calls on from one of ten
-lines allocates one 600-byte block at each leaf, in exact mode, so a report
-holds 10^depth distinct real stacks (no synthetic data). The tracker keeps
-at most 5,000 stacks per view of a report; this benchmark lifts that cap to
+lines allocates one 600-byte ``bytes`` at each leaf (one block: header and
+data together), in exact mode, so a report holds 10^depth distinct real
+stacks (no synthetic data). ``--bytearray`` allocates a ``bytearray``
+instead: an object and its buffer, two stacks a leaf. The tracker keeps at
+most 5,000 stacks per view of a report; this benchmark lifts that cap to
 measure 100,000.
 
 Prints, per size: the first build (frames resolved, trimmed and named,
@@ -32,11 +34,12 @@ from cyscope.flamegraph.text import summary  # noqa: E402
 from cyscope.memory import _report  # noqa: E402
 
 KEEP: list = []
+LEAF = bytes
 
 
 def level(depth: int, path: int) -> None:
     if depth == 0:
-        KEEP.append(bytearray(600))  # above pymalloc's 512 B: a malloc, recorded in exact mode
+        KEEP.append(LEAF(600))  # above pymalloc's 512 B: a malloc, recorded in exact mode
         return
     branch, path = path % 10, path // 10
     if branch == 0:
@@ -87,18 +90,23 @@ def best(reps: int, fn) -> tuple[float, object]:
 
 def forget_frames() -> None:
     """As if no stack had been resolved yet (new cells, new code)."""
-    from cyscope.memory import _symbols
+    from cyscope.memory import _lib, _symbols
 
     for cache in (_report._resolved, _report._shown_cache, _report._shown_memo, _report._py_frames):
         cache.clear()
     _symbols._code_cache.clear()
+    _symbols._native_cache.clear()
+    _lib.forget_frame_notes()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--stacks", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--bytearray", action="store_true", help="two stacks a leaf: an object and its buffer")
     args = parser.parse_args()
+    global LEAF
+    LEAF = bytearray if args.bytearray else bytes
     if not memory.available():
         sys.exit(f"the native tracker is not available: {memory.unavailable_reason()}")
     loop_ms, _ = best(5, lambda: sum(range(1_000_000)))
@@ -110,7 +118,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for stacks in args.stacks:
         report = report_with(stacks)
-        assert len(report.peak_stacks) >= stacks * 0.99, len(report.peak_stacks)
+        assert len(report.peak_stacks) >= stacks * (2 if args.bytearray else 1) * 0.99, len(report.peak_stacks)
 
         def cold(report=report):
             forget_frames()
@@ -121,7 +129,8 @@ def main() -> None:
         encode_ms, encoded = best(args.reps, lambda data=data: json.dumps(data, separators=(",", ":")))
         fallback_ms, _ = best(args.reps, lambda data=data: (svg_html(data), summary(data)))
         print(
-            f"| {stacks:,} | {len(data['nodes']['level']):,} | {cold_ms:.0f} ms | {warm_ms:.0f} ms "
+            f"| {len(report.peak_stacks):,} ({stacks:,} leaves) | {len(data['nodes']['level']):,} "
+            f"| {cold_ms:.0f} ms | {warm_ms:.0f} ms "
             f"| {encode_ms:.0f} ms | {len(encoded) / 1e6:.2f} MB | {fallback_ms:.0f} ms |"
         )
         KEEP.clear()

@@ -191,3 +191,50 @@ def test_nbconvert_html_export_shows_the_svg(tmp_path):
     html = done.stdout
     assert 'class="cyscope-flamegraph-svg"' in html and "grow · cell [3] line 9" in html
     assert "<title>grow · cell [3] line 9" in html
+
+
+def test_the_native_library_builds_the_payload_the_python_code_builds(monkeypatch):
+    """The keys' grouping and the tree's walk run in the native library;
+    the Python versions are the reference: same payload, byte for byte."""
+    from array import array
+
+    from cyscope.memory import _lib
+
+    # The native versions must be there (else both sides below are Python's).
+    assert _lib.group_keys(b"ab", array("I", [0, 1]), array("I", [1, 2]), []) is not None, _lib.reason()
+    assert P._emit_native(P._Stacks([(b"\0\0\0\1", 5.0, 1.0)], None), 1, 10) is not None
+    rnd = random.Random(11)
+    # Deep and shallow stacks, stacks that end where others go on, a wide
+    # fan-out of one-frame-down children (the fast path), small siblings.
+    names = ("cell", "f", "g", "h")
+    stacks = [
+        (tuple(rnd.choice(names) for _ in range(rnd.randint(0, 4))), rnd.random() * 1e5, rnd.random() * 4)
+        for _ in range(3000)
+    ]
+    stacks += [(("cell", "leaf", f"x{i}"), rnd.random() * 50, 1.0) for i in range(40)]
+    stacks += [(("cell", "leaf"), 7.0, 1.0)] + [(("cell", "wide", f"y{i}"), 1e4 + i, 1.0) for i in range(12)]
+    before = [(names, rnd.random() * 1e5, 1.0) for names, _b, _c in stacks[:500]]
+    # Equal widths (siblings ordered by position then) and widths equal to the threshold.
+    even = [
+        ((*(rnd.choice(names) for _ in range(rnd.randint(1, 3))), f"z{i}"), rnd.choice((100, 200, 300)), 1)
+        for i in range(300)
+    ]
+    even += [(("cell", "even", f"w{i}"), 200, 1) for i in range(20)]
+
+    def builds():
+        return [
+            build(stacks, threshold=1),
+            build(stacks, threshold=5_000),
+            build(stacks, threshold=50_000, compare=before),
+            build(stacks, inverted=True),
+            build(stacks, threshold=1, max_nodes=300),
+            build(even, threshold=200),
+            build(even, threshold=100_000),
+        ]
+
+    native = builds()
+    monkeypatch.setattr(_lib, "group_keys", lambda *args: None)
+    monkeypatch.setattr(P, "_emit_native", lambda *args: None)
+    python = builds()
+    assert native == python
+    assert len(native[0]["nodes"]["level"]) > 100 and native[4]["threshold"] > 1

@@ -12,6 +12,21 @@ from flamegraph_helpers import fg_shell, run
 
 __all__ = ["fg_shell"]  # fixtures used by name
 
+# C++ allocations below a %%cython function, and Python objects made by one.
+CPLUS_CELL = (
+    "%%cython --cplus\n"
+    "from libcpp.vector cimport vector\n"
+    "\n"
+    "def grow(int n):\n"
+    "    cdef vector[long] v\n"
+    "    cdef int i\n"
+    "    for i in range(n):\n"
+    "        v.push_back(i)\n"
+    "    return v.size()\n"
+    "\n"
+    "def objects(int n):\n"
+    "    return [bytearray(1000) for _ in range(n)]\n"
+)
 HOST = re.compile(r"/(IPython|ipykernel|_pytest|pluggy|asyncio|tornado|cyscope)/|runpy|<frozen")
 
 
@@ -89,21 +104,7 @@ def test_import_machinery_is_not_shown(fg_shell, tmp_path, monkeypatch):
 
 
 def test_native_frames_are_demangled_and_their_runs_collapsed(fg_shell):
-    run(
-        fg_shell,
-        "%%cython --cplus\n"
-        "from libcpp.vector cimport vector\n"
-        "\n"
-        "def grow(int n):\n"
-        "    cdef vector[long] v\n"
-        "    cdef int i\n"
-        "    for i in range(n):\n"
-        "        v.push_back(i)\n"
-        "    return v.size()\n"
-        "\n"
-        "def objects(int n):\n"
-        "    return [bytearray(1000) for _ in range(n)]\n",
-    )
+    run(fg_shell, CPLUS_CELL)
     with memory.track(native=True, exact=True) as report:
         fg_shell.run_cell("grew = grow(1_000_000)\nmade = objects(5000)", store_history=True)
     collapsed = report.to_folded("allocated")
@@ -138,3 +139,45 @@ def test_frame_labels():
     assert _report.frame_label(lib) == "zeros · core/numeric.py:12"
     assert _report.frame_label(cxx) == "operator new(unsigned long) · libstdc++"
     assert _report.frame_label(ext) == "f · _ctypes"
+
+
+def _keys_both_ways(report, view: str) -> int:
+    """Check the native library's keys of every stack of a view against the
+    Python rules (shown_stack) for every option; return how many stacks the
+    library built itself (not left to Python)."""
+    from cyscope.memory import _lib
+
+    stacks = report._stacks(view)
+    ids = [s.stack_id for s in stacks]
+    built = 0
+    for trim in (True, False):
+        for collapse in (True, False):
+            for inverted in (False, True):
+                data, starts, ends, _v, _c = report.stack_columns(view, trim, collapse, inverted)
+                native = [data[a:b] for a, b in zip(starts, ends)]
+                python = [_report.stack_key(i, report.native, trim, collapse, inverted) for i in ids]
+                assert native == python, (trim, collapse, inverted)
+                options = _report._flags(report.native, trim, collapse) | (_lib.KEYS_INVERTED if inverted else 0)
+                _data, _ends, fallback = _lib.shown_keys(ids, options, _report._note_frames)
+                built += len(ids) - sum(fallback)
+    return built
+
+
+def test_the_native_library_shows_stacks_as_the_python_rules_do(fg_shell, tmp_path, monkeypatch):
+    from cyscope.memory import _lib
+
+    assert _lib.has_shown_keys(), _lib.reason()
+    _lib.forget_frame_notes()  # every frame named afresh
+    (tmp_path / "fg_keys_module.py").write_text("DATA = [bytearray(300_000) for _ in range(3)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run(fg_shell, CPLUS_CELL)
+    define = run(fg_shell, "def make(n):\n    return [bytearray(200_000) for _ in range(n)]\n")
+    with memory.track(exact=True) as report:
+        fg_shell.run_cell("import fg_keys_module\nkept = make(10)\nmade = objects(300)\n", store_history=True)
+    assert len(report.leaks) > 3 and define.execution_count
+    assert "fg_keys_module.py" in report.to_folded("leaks")
+    assert _keys_both_ways(report, "leaks") > 0
+    with memory.track(native=True, exact=True) as native_report:
+        fg_shell.run_cell("grew = grow(100_000)\nmore = objects(300)\nalso = make(3)", store_history=True)
+    assert native_report.native and len(native_report.allocated_stacks) > 3
+    assert _keys_both_ways(native_report, "allocated") > 0

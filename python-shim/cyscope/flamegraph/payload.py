@@ -9,7 +9,9 @@ children are merged into one "other" node, so the payload stays small (about
 25 bytes a node) whatever the report holds.
 
 Stacks come in as byte keys (``memory._report.stack_key``: frame numbers,
-3 bytes each). Sorted, every node of the tree is a range of stacks, found by
+4 bytes each), as rows or as columns (``StackColumns``: one buffer, as the
+native library writes them). Sorted and grouped (in the native library when
+it is loaded), every node of the tree is a range of stacks, found by
 bisection and sized from running sums, so the work grows with the nodes
 sent, not with the stacks' depth, and a merged subtree is never walked
 (``scripts/bench_flamegraph_payload.py`` times it).
@@ -18,12 +20,15 @@ sent, not with the stacks' depth, and a merged subtree is never walked
 from __future__ import annotations
 
 import gc
+from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from functools import cached_property
 from itertools import accumulate, compress, islice
-from operator import add, eq, itemgetter, ne
+from operator import add, itemgetter, ne
 from struct import unpack_from
+from typing import NamedTuple
 
 MIME = "application/vnd.cyscope.flamegraph.v1+json"
 VERSION = 1
@@ -74,49 +79,123 @@ def no_collection():
             gc.enable()
 
 
-class _Stacks:
-    """Stacks sorted by key, with running sums: the bytes (count, base) of
-    every stack in positions [lo, hi) is sums[hi] - sums[lo], and all
-    stacks below one node of the tree are one such range. ``width`` sums
-    what orders siblings and meets the threshold: bytes, plus the compared
-    bytes in a comparison.
+class StackColumns(NamedTuple):
+    """Stacks as columns (``memory._report.stack_columns`` makes them):
+    stack i's key is data[starts[i]:ends[i]], its bytes value[i], its
+    allocations count[i]."""
 
-    Sums are of the floats the tracker estimates; :meth:`exact` rounds a
-    running sum, and a node's figure is the difference of two rounded sums,
+    data: bytes
+    starts: array
+    ends: array
+    value: array
+    count: array
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Stack]) -> StackColumns:
+        rows = list(rows)
+        keys = list(map(itemgetter(0), rows))
+        ends = array("I", accumulate(map(len, keys)))
+        starts = array("I", [0]) + ends[:-1] if rows else array("I")
+        value = array("d", map(itemgetter(1), rows))
+        return cls(b"".join(keys), starts, ends, value, array("d", map(itemgetter(2), rows)))
+
+    def then(self, other: StackColumns) -> StackColumns:
+        """These stacks, then other's (whose bytes and counts are zeros here:
+        a comparison keeps them apart, see _Stacks)."""
+        shift = len(self.data)
+        zeros = array("d", bytes(8 * len(other.starts)))
+        return StackColumns(
+            self.data + other.data,
+            self.starts + array("I", [s + shift for s in other.starts]),
+            self.ends + array("I", [e + shift for e in other.ends]),
+            self.value + zeros,
+            self.count + zeros,
+        )
+
+
+def _group(cols: StackColumns, columns: list[array]) -> tuple[array | list[int], list]:
+    """Sort the keys and merge equal ones: (the first stack of each group, in
+    key order; each column's running sums over the groups). In the native
+    library when it is there (a report's 100,000 keys sort there in a tenth
+    of the time), else here, to the same result."""
+    try:
+        from ..memory import _lib
+
+        grouped = _lib.group_keys(cols.data, cols.starts, cols.ends, columns)
+    except (ImportError, OSError):
+        grouped = None
+    if grouped is not None:
+        return grouped
+    keys = list(map(cols.data.__getitem__, map(slice, cols.starts, cols.ends)))
+    n = len(keys)
+    order = sorted(range(n), key=keys.__getitem__)
+    keys = list(map(keys.__getitem__, order))
+    # A run of equal keys (the same stack made in several epochs, an object
+    # and its buffer, stacks equal once trimmed) is one group, whose running
+    # sums are those at its run's end.
+    ends = [*compress(range(1, n), map(ne, keys, islice(keys, 1, None))), n] if n else []
+    firsts = [order[0], *map(order.__getitem__, islice(ends, len(ends) - 1))] if n else []
+    sums = []
+    for column in columns:
+        running = [0.0, *accumulate(map(column.__getitem__, order))]
+        sums.append([0.0, *map(running.__getitem__, ends)])
+    return firsts, sums
+
+
+class _Stacks:
+    """Stacks sorted by key, one per distinct key, with running sums: the
+    bytes (count, base) of every stack in positions [lo, hi) is sums[hi] -
+    sums[lo], and all stacks below one node of the tree are one such range.
+    ``width`` sums what orders siblings and meets the threshold: bytes, plus
+    the compared bytes in a comparison.
+
+    Sums are of the floats the tracker estimates; a node's figure is the
+    difference of two rounded running sums (see _columns),
     so a parent's figure is exactly its own plus its children's.
     """
 
-    def __init__(self, stacks: Iterable[Stack], compare: Iterable[Stack] | None):
-        if compare is None:
-            rows = sorted(stacks, key=itemgetter(0))
-            base = None
-        else:
-            rows = [(k, b, c, 0.0) for k, b, c in stacks]
-            rows.extend((k, 0.0, 0.0, b) for k, b, _c in compare)
-            rows.sort(key=itemgetter(0))
-            base = list(map(itemgetter(3), rows))
-        keys = list(map(itemgetter(0), rows))
-        value = list(map(itemgetter(1), rows))
-        count = list(map(itemgetter(2), rows))
-        # One row per key: fold each run of equal keys (the same stack made
-        # in several epochs, or stacks equal once trimmed) into its first row.
-        same = list(map(eq, keys, islice(keys, 1, None)))
-        if any(same):
-            keep = [True] * len(keys)
-            for i in reversed(list(compress(range(len(same)), same))):
-                value[i] += value[i + 1]
-                count[i] += count[i + 1]
-                if base is not None:
-                    base[i] += base[i + 1]
-                keep[i + 1] = False
-            keys, value, count = (list(compress(col, keep)) for col in (keys, value, count))
-            if base is not None:
-                base = list(compress(base, keep))
-        self.keys = keys
-        self.value = [0.0, *accumulate(value)]
-        self.count = [0.0, *accumulate(count)]
-        self.base = [0.0, *accumulate(base)] if base is not None else None
-        self.width = self.value if base is None else list(map(add, self.value, self.base))
+    def __init__(self, stacks: Iterable[Stack] | StackColumns, compare: Iterable[Stack] | StackColumns | None):
+        cols = stacks if isinstance(stacks, StackColumns) else StackColumns.from_rows(stacks)
+        columns = [cols.value, cols.count]
+        if compare is not None:
+            other = compare if isinstance(compare, StackColumns) else StackColumns.from_rows(compare)
+            base = array("d", bytes(8 * len(cols.starts))) + other.value
+            cols = cols.then(other)
+            columns = [cols.value, cols.count, base]
+        firsts, sums = _group(cols, columns)
+        self.cols, self.firsts, self.sums = cols, firsts, sums
+        self.value = list(sums[0])
+        self.count = list(sums[1])
+        self.base = list(sums[2]) if compare is not None else None
+        self.width = self.value if self.base is None else list(map(add, self.value, self.base))
+
+    @cached_property
+    def keys(self) -> list[bytes]:
+        """The distinct keys in order, as bytes (only the Python walk needs them)."""
+        cols = self.cols
+        spans = map(slice, map(cols.starts.__getitem__, self.firsts), map(cols.ends.__getitem__, self.firsts))
+        return list(map(cols.data.__getitem__, spans))
+
+
+def _emit_native(st: _Stacks, threshold: int, max_nodes: int) -> dict | None:
+    """_emit and _columns in the native library (cyscope_flame_tree, the same
+    walk): the node columns, or None (then the Python walk, to the same
+    result). More than max_nodes nodes: the string TOO_MANY."""
+    try:
+        from ..memory import _lib
+    except (ImportError, OSError):
+        return None
+    if _lib.lib() is None:
+        return None
+    sums = [s if isinstance(s, array) else array("d", s) for s in st.sums]
+    width = sums[0] if len(sums) < 3 else array("d", st.width)
+    firsts = st.firsts if isinstance(st.firsts, array) else array("I", st.firsts)
+    cols = st.cols
+    out = _lib.flame_tree(cols.data, cols.starts, cols.ends, firsts, sums, width, threshold, max_nodes)
+    return TOO_MANY if out == _lib.TOO_MANY_NODES else out
+
+
+TOO_MANY = "too many nodes"
 
 
 def _common_frames(a: bytes, b: bytes, known: int) -> int:
@@ -314,8 +393,10 @@ def build(
             threshold = max(1, int(total * DEFAULT_THRESHOLD_SHARE))
         threshold = max(1, int(threshold))
         while True:
-            cols = _emit(st, threshold, max_nodes)
-            if cols is not None:
+            cols = _emit_native(st, threshold, max_nodes)
+            if cols is None:
+                cols = _emit(st, threshold, max_nodes)
+            if cols is not None and cols is not TOO_MANY:
                 break
             threshold *= 4  # too many nodes: merge more
         payload = {

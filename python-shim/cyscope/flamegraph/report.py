@@ -110,7 +110,11 @@ def flamegraph_payload(
     if report.cell_id:
         extra["cell_id"] = str(report.cell_id)
     with payload_mod.no_collection():
-        stacks = report.stack_keys(view, trim, collapse_native, inverted)
+        columns = report.stack_columns(view, trim, collapse_native, inverted)
+        if columns is not None:
+            stacks = payload_mod.StackColumns(*columns)
+        else:
+            stacks = report.stack_keys(view, trim, collapse_native, inverted)
         base = None
         if compare is not None:
             base = _compare_stacks(report, compare, view, trim, collapse_native, inverted)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import sys
+from array import array
+from collections.abc import Callable
 
 from .. import native
 
@@ -54,6 +56,31 @@ class MemTotals(ctypes.Structure):
 
 class MemFrame(ctypes.Structure):
     _fields_ = [("id", ctypes.c_uint64), ("line", ctypes.c_int32), ("kind", ctypes.c_int32)]
+
+
+class FrameNote(ctypes.Structure):
+    # cyscope_mem_frame_note: what a raw frame shows as (see shown_keys).
+    _fields_ = [
+        ("frame", MemFrame),
+        ("number", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("lib", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+    ]
+
+
+# FrameNote.flags (CYSCOPE_NOTE_*) and shown_keys options (CYSCOPE_KEYS_*).
+NOTE_HIDDEN = 1
+NOTE_EVAL_LOOP = 2
+NOTE_CELL_CODE = 4
+NOTE_IN_CELL = 8
+NOTE_HOST = 16
+NOTE_IMPORT = 32
+NOTE_LIBRARY = 64
+KEYS_COLLAPSE = 1
+KEYS_TRIM = 2
+KEYS_NATIVE = 4
+KEYS_INVERTED = 8
 
 
 class StackStat(ctypes.Structure):
@@ -190,6 +217,61 @@ _DECLS = {
     ],
 }
 
+# Newer entry points: a library without them still tracks (callers fall back).
+_OPTIONAL_DECLS = {
+    "cyscope_mem_note_frames": [_P(FrameNote), ctypes.c_size_t],
+    "cyscope_mem_forget_frame_notes": [],
+    "cyscope_mem_shown_keys": [
+        _P(ctypes.c_uint32),
+        ctypes.c_size_t,
+        ctypes.c_uint32,
+        _P(ctypes.c_uint8),
+        ctypes.c_size_t,
+        _P(ctypes.c_uint32),
+        _P(ctypes.c_uint8),
+        _P(MemFrame),
+        ctypes.c_size_t,
+        _P(ctypes.c_size_t),
+        _P(ctypes.c_size_t),
+    ],
+    "cyscope_flame_tree": [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        _P(ctypes.c_uint32),
+        _P(ctypes.c_uint32),
+        _P(ctypes.c_uint32),
+        ctypes.c_size_t,
+        _P(ctypes.c_double),
+        _P(ctypes.c_double),
+        _P(ctypes.c_double),
+        _P(ctypes.c_double),
+        ctypes.c_double,
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+        _P(ctypes.c_int32),
+        _P(ctypes.c_int32),
+        _P(ctypes.c_int64),
+        _P(ctypes.c_int64),
+        _P(ctypes.c_int64),
+        _P(ctypes.c_int64),
+        _P(ctypes.c_size_t),
+    ],
+    "cyscope_keys_group": [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        _P(ctypes.c_uint32),
+        _P(ctypes.c_uint32),
+        ctypes.c_size_t,
+        _P(ctypes.c_double),
+        ctypes.c_size_t,
+        _P(ctypes.c_uint32),
+        _P(ctypes.c_uint32),
+        _P(ctypes.c_uint32),
+        _P(ctypes.c_double),
+        _P(ctypes.c_size_t),
+    ],
+}
+
 # Called with the GIL held (ctypes.PyDLL): they swap the interpreter's allocators.
 _GIL_DECLS = {
     "cyscope_mem_python_objects": [_P(PyMallocLayout)],
@@ -218,6 +300,11 @@ def lib() -> ctypes.CDLL | None:
         for lib_handle, decls in ((handle, _DECLS), (gil_handle, _GIL_DECLS)):
             for name, argtypes in decls.items():
                 fn = getattr(lib_handle, name)
+                fn.argtypes = argtypes
+                fn.restype = ctypes.c_int
+        for name, argtypes in _OPTIONAL_DECLS.items():
+            fn = getattr(handle, name, None)
+            if fn is not None:
                 fn.argtypes = argtypes
                 fn.restype = ctypes.c_int
     except (OSError, AttributeError) as exc:
@@ -333,3 +420,175 @@ def code_info(index: int) -> tuple[str, str, int]:
     if lib().cyscope_mem_code_info(index, ctypes.byref(fn), ctypes.byref(nm), ctypes.byref(first)) != OK:
         return "?", "?", 0
     return (fn.value or b"?").decode("utf-8", "replace"), (nm.value or b"?").decode("utf-8", "replace"), first.value
+
+
+def has_shown_keys() -> bool:
+    return lib() is not None and hasattr(_lib, "cyscope_mem_shown_keys")
+
+
+def note_frames(notes: list[tuple[int, int, int, int, int, int]]) -> bool:
+    """Tell the library what raw frames show as: (id, line, kind, number,
+    flags, lib) each (see cyscope_mem_frame_note)."""
+    if not notes:
+        return True
+    buf = (FrameNote * len(notes))()
+    for slot, (fid, line, kind, number, flags, library) in zip(buf, notes):
+        slot.frame.id, slot.frame.line, slot.frame.kind = fid, line, kind
+        slot.number, slot.flags, slot.lib = number, flags, library
+    return lib().cyscope_mem_note_frames(buf, len(notes)) == OK
+
+
+def forget_frame_notes() -> None:
+    if has_shown_keys():
+        lib().cyscope_mem_forget_frame_notes()
+
+
+def shown_keys(
+    ids: list[int], options: int, note_unknown: Callable[[list[tuple[int, int, int]]], None]
+) -> tuple[bytes, array, bytearray] | None:
+    """Each stack's shown key (frame numbers, big-endian 32-bit), as
+    (data, ends, fallback): stack i's key is data[ends[i-1]:ends[i]] unless
+    fallback[i], a stack the library leaves to the caller. None if it cannot.
+
+    note_unknown(frames) is called with raw frames (id, line, kind) that
+    have no note yet and must note them (note_frames) before it returns.
+    """
+    n = len(ids)
+    if not n:
+        return b"", array("I"), bytearray()
+    uint32s = ctypes.c_uint32 * n
+    id_buf = array("I", ids)
+    ends = array("I", bytes(4 * n))
+    fallback = bytearray(n)
+    unknown_cap = 8192
+    unknown = (MemFrame * unknown_cap)()
+    n_unknown, used = ctypes.c_size_t(0), ctypes.c_size_t(0)
+    cap = 48 * n
+    for _attempt in range(64):
+        keys = bytearray(cap)
+        rc = lib().cyscope_mem_shown_keys(
+            uint32s.from_buffer(id_buf),
+            n,
+            options,
+            (ctypes.c_uint8 * cap).from_buffer(keys),
+            cap,
+            uint32s.from_buffer(ends),
+            (ctypes.c_uint8 * n).from_buffer(fallback),
+            unknown,
+            unknown_cap,
+            ctypes.byref(n_unknown),
+            ctypes.byref(used),
+        )
+        if rc not in (OK, ENOMEM):
+            return None
+        if n_unknown.value:
+            note_unknown([(f.id, f.line, f.kind) for f in unknown[: min(n_unknown.value, unknown_cap)]])
+            cap = max(cap, used.value)
+            continue
+        if rc == ENOMEM:
+            cap = used.value
+            continue
+        return bytes(keys[: used.value]), ends, fallback
+    return None
+
+
+def group_keys(data: bytes, starts: array, ends: array, columns: list[array]) -> tuple[array, list[array]] | None:
+    """Keys sorted and grouped in C (cyscope_keys_group): the first key of
+    each group, in sorted order, and each column's running sums over the
+    groups (one more entry than groups). None if the library cannot."""
+    if lib() is None or not hasattr(_lib, "cyscope_keys_group"):
+        return None
+    n = len(starts)
+    if not n:
+        return array("I"), [array("d", [0.0]) for _ in columns]
+    uint32s = ctypes.c_uint32 * n
+    values = array("d")
+    for column in columns:
+        values.extend(column)
+    order, scratch, firsts = (array("I", bytes(4 * n)) for _ in range(3))
+    sums = array("d", bytes(8 * len(columns) * (n + 1)))
+    groups = ctypes.c_size_t(0)
+    rc = _lib.cyscope_keys_group(
+        data,
+        len(data),
+        uint32s.from_buffer(starts),
+        uint32s.from_buffer(ends),
+        n,
+        (ctypes.c_double * len(values)).from_buffer(values) if values else None,
+        len(columns),
+        uint32s.from_buffer(order),
+        uint32s.from_buffer(scratch),
+        uint32s.from_buffer(firsts),
+        (ctypes.c_double * len(sums)).from_buffer(sums) if sums else None,
+        ctypes.byref(groups),
+    )
+    if rc != OK:
+        return None
+    g = groups.value
+    return firsts[:g], [sums[c * (n + 1) : c * (n + 1) + g + 1] for c in range(len(columns))]
+
+
+TOO_MANY_NODES = "too many nodes"
+
+
+def flame_tree(
+    data: bytes,
+    starts: array,
+    ends: array,
+    firsts: array,
+    sums: list[array],
+    width: array,
+    threshold: float,
+    max_nodes: int,
+) -> dict | str | None:
+    """The flamegraph's node columns from grouped keys (cyscope_flame_tree):
+    level, frame, value, self, count and base (None without a third running
+    sum in ``sums``); TOO_MANY_NODES past max_nodes; None if the library cannot."""
+    if lib() is None or not hasattr(_lib, "cyscope_flame_tree"):
+        return None
+    cap = 2 * max_nodes + 16
+    n = len(firsts)
+
+    def doubles(column: array):
+        return (ctypes.c_double * len(column)).from_buffer(column)
+
+    level, frame = array("i", bytes(4 * cap)), array("i", bytes(4 * cap))
+    value, own, count = (array("q", bytes(8 * cap)) for _ in range(3))
+    base = array("q", bytes(8 * cap)) if len(sums) > 2 else None
+    nodes = ctypes.c_size_t(0)
+    uint32s = ctypes.c_uint32 * max(len(starts), 1)
+    rc = _lib.cyscope_flame_tree(
+        data,
+        len(data),
+        uint32s.from_buffer(starts) if len(starts) else None,
+        uint32s.from_buffer(ends) if len(ends) else None,
+        (ctypes.c_uint32 * max(n, 1)).from_buffer(firsts) if n else None,
+        n,
+        doubles(sums[0]),
+        doubles(sums[1]),
+        doubles(sums[2]) if base is not None else None,
+        doubles(width),
+        float(threshold),
+        max_nodes,
+        cap,
+        (ctypes.c_int32 * cap).from_buffer(level),
+        (ctypes.c_int32 * cap).from_buffer(frame),
+        (ctypes.c_int64 * cap).from_buffer(value),
+        (ctypes.c_int64 * cap).from_buffer(own),
+        (ctypes.c_int64 * cap).from_buffer(count),
+        (ctypes.c_int64 * cap).from_buffer(base) if base is not None else None,
+        ctypes.byref(nodes),
+    )
+    if rc != OK:
+        return None
+    k = nodes.value
+    if k == 0:
+        return TOO_MANY_NODES
+    return {
+        "level": level[:k].tolist(),
+        "value": value[:k].tolist(),
+        "self": own[:k].tolist(),
+        "count": count[:k].tolist(),
+        "base": base[:k].tolist() if base is not None else None,
+        "frame": frame[:k].tolist(),
+    }

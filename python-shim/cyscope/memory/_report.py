@@ -8,6 +8,7 @@ are always recorded with their exact size.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 
@@ -155,6 +156,13 @@ class Report:
     ) -> list[tuple]:
         """:meth:`shown_stacks` with each stack as a key (see :func:`stack_key`)."""
         return stack_keys(self._stacks(view), self.native, trim, collapse_native, inverted)
+
+    def stack_columns(
+        self, view: str = "peak", trim: bool = True, collapse_native: bool = True, inverted: bool = False
+    ) -> tuple | None:
+        """:meth:`stack_keys` as columns (see :func:`stack_columns`); None
+        with a native library that cannot make them."""
+        return stack_columns(self._stacks(view), self.native, trim, collapse_native, inverted)
 
     def flamegraph(self, view: str = "peak", trim: bool = True, collapse_native: bool = True) -> dict:
         """Nested dict: name, label, file, line, kind, cell, bytes, count, children.
@@ -492,11 +500,12 @@ def stack_key(stack_id: int, native: bool, trim: bool = True, collapse_native: b
 
 
 def stack_keys(stacks: list[StackBytes], native: bool, trim: bool, collapse_native: bool, inverted: bool) -> list:
-    """(key, bytes, count) of each stack (the flamegraph payload's input).
-
-    Mostly C-level maps: this runs once per flamegraph over up to every
-    stack of a report.
-    """
+    """(key, bytes, count) of each stack (see :func:`stack_key`)."""
+    columns = stack_columns(stacks, native, trim, collapse_native, inverted)
+    if columns is not None:
+        data, starts, ends, value, count = columns
+        keys = list(map(data.__getitem__, map(slice, starts, ends)))
+        return list(zip(keys, value, count))
     flags = _flags(native, trim, collapse_native)
     ids = list(map(attrgetter("stack_id"), stacks))
     entries = list(map(_shown_cache.get, [i << 3 | flags for i in ids]))
@@ -504,6 +513,89 @@ def stack_keys(stacks: list[StackBytes], native: bool, trim: bool, collapse_nati
         entries = [e or _shown_entry(i, native, trim, collapse_native) for i, e in zip(ids, entries)]
     keys = list(map(_inverted_key, entries)) if inverted else list(map(itemgetter(1), entries))
     return list(zip(keys, map(attrgetter("bytes"), stacks), map(attrgetter("count"), stacks)))
+
+
+def stack_columns(
+    stacks: list[StackBytes], native: bool, trim: bool, collapse_native: bool, inverted: bool
+) -> tuple[bytes, array, array, array, array] | None:
+    """Every stack's key, bytes and count as columns: (data, starts, ends,
+    bytes, count), stack i's key being data[starts[i]:ends[i]]. None with a
+    native library that cannot (then see stack_keys).
+
+    A flamegraph reads every stack of a report (100,000 of them, each of 10
+    to 30 frames), so the walk over each stack's frames is the native
+    library's (cyscope_mem_shown_keys, the rules of shown_stack); this module
+    names each raw frame once (_note_frames) and builds the few stacks the
+    library leaves to it (a run of native frames to collapse, the merged
+    rest of a capped report).
+    """
+    if not _lib.has_shown_keys():
+        return None
+    ids = list(map(attrgetter("stack_id"), stacks))
+    options = _flags(native, trim, collapse_native) | (_lib.KEYS_INVERTED if inverted else 0)
+    got = _lib.shown_keys(ids, options, _note_frames)
+    if got is None:
+        return None
+    data, ends, fallback = got
+    starts = array("I", [0]) + ends[:-1] if ends else array("I")
+    if any(fallback):
+        extra = bytearray()
+        for i in [i for i, f in enumerate(fallback) if f]:
+            key = stack_key(ids[i], native, trim, collapse_native, inverted)
+            starts[i] = len(data) + len(extra)
+            extra += key
+            ends[i] = len(data) + len(extra)
+        data += bytes(extra)
+    value = array("d", map(attrgetter("bytes"), stacks))
+    count = array("d", map(attrgetter("count"), stacks))
+    return data, starts, ends, value, count
+
+
+_libraries: dict[str, int] = {}
+# Raw frames noted in the library since it last forgot them.
+_noted = 0
+MAX_NOTED = 1_000_000
+
+
+def _note_frames(raw: list[tuple[int, int, int]]) -> None:
+    """Tell the native library what each raw frame shows as (see
+    cyscope_mem_frame_note): a native frame's ``line`` there is the mode
+    (1: native stacks), since the modes name native frames differently."""
+    global _noted
+    if _noted + len(raw) > MAX_NOTED:
+        _lib.forget_frame_notes()
+        _noted = 0
+    notes = []
+    natives: dict[int, list[int]] = {}
+    for fid, line, kind in dict.fromkeys(raw):
+        if kind == _lib.FRAME_PYTHON:
+            fr = _python_frame(fid, line)
+            flags = (
+                (_lib.NOTE_CELL_CODE if _is_cell_code(fr) else 0)
+                | (_lib.NOTE_IN_CELL if fr.cell is not None else 0)
+                | (_lib.NOTE_HOST if _is_host(fr) else 0)
+                | (_lib.NOTE_IMPORT if _is_import_machinery(fr) else 0)
+            )
+            notes.append((fid, line, kind, frame_number(_shown_numbered(fr)[1]), flags, 0))
+        else:
+            natives.setdefault(line, []).append(fid)
+    for mode, pcs in natives.items():
+        resolved = _symbols.native_frames(pcs, full=bool(mode))
+        for pc in pcs:
+            fr = resolved[pc]
+            flags, library = 0, 0
+            if mode and fr.kind == "native" and "_PyEval_EvalFrame" in fr.name:
+                flags |= _lib.NOTE_EVAL_LOOP
+            if not (mode or fr.kind == "cython"):
+                flags |= _lib.NOTE_HIDDEN
+            if fr.cell is not None:
+                flags |= _lib.NOTE_IN_CELL
+            if fr.kind == "native" and (fr.obj or fr.file):
+                flags |= _lib.NOTE_LIBRARY
+                library = _libraries.setdefault(_library(fr), len(_libraries) + 1)
+            notes.append((pc, mode, _lib.FRAME_NATIVE, frame_number(_shown_numbered(fr)[1]), flags, library))
+    if _lib.note_frames(notes):
+        _noted += len(notes)
 
 
 _py_frames: dict[int, _symbols.Frame] = {}
