@@ -83,19 +83,26 @@ async function localsOfTopFrame(page: Page): Promise<Record<string, any>> {
 const callstackButton = (page: Page, name: string): Locator =>
   page.getByRole('button', { name: new RegExp(`^${name} \\(`) });
 
-/** Wait until the kernel's answer for the breakpoints is in JupyterLab's model: `count`
- * breakpoints in all (a gutter click only starts the requests). */
+/** Wait until the kernel holds the breakpoints (`count` in all) and JupyterLab's model
+ * shows them verified. The model alone is no proof: a gutter click sends dumpCell,
+ * debugInfo and setBreakpoints one after the other on the control channel, and a cell
+ * run before the last one has reached the kernel (on the shell channel) runs without
+ * the breakpoint. The kernel's debugInfo lists a breakpoint only once its
+ * setBreakpoints is done, and the debug requests are answered in order. */
 async function breakpointsSettle(page: Page, count: number): Promise<void> {
   await expect
     .poll(
       () =>
         debuggerModel(
           page,
-          '[...service.model.breakpoints.breakpoints.values()].flat().filter(b => b.verified).length'
+          `service.session.sendRequest('debugInfo', {}).then(info => [
+            [...service.model.breakpoints.breakpoints.values()].flat().filter(b => b.verified).length,
+            info.body.breakpoints.reduce((n, s) => n + s.breakpoints.length, 0)
+          ])`
         ),
       { timeout: 30000 }
     )
-    .toBe(count);
+    .toEqual([count, count]);
 }
 
 /** Wait until the kernel has answered the debugger's attach: a %%cython cell run
