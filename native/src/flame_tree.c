@@ -93,7 +93,6 @@ typedef struct tree {
   int32_t *level, *frame;
   grow nodes, tasks, kept, merged, selfs, plain, children;
   size_t n;
-  int failed;
 } tree;
 
 static int add_node(tree *t, uint32_t depth, uint32_t lo, uint32_t hi, int32_t frame) {
@@ -207,8 +206,7 @@ static int walk(tree *t, uint32_t nkeys) {
        * Only the wide ones are kept; if fewer than two would be merged,
        * all are kept. */
       size_t wide = 0;
-      for (size_t j = 0; j < nc; j++)
-        if (c[j].width >= t->threshold) c[wide++] = c[j];
+      for (size_t j = 0; j < nc; j++) wide += c[j].width >= t->threshold;
       if (wide == 0 && own < 0) {
         uint32_t me = (uint32_t)t->n;
         if (!add_node(t, end + 1, lo, hi, -2 - (int32_t)(hi - pos))) return 0;
@@ -217,16 +215,16 @@ static int walk(tree *t, uint32_t nkeys) {
         *pl = me;
         continue;
       }
-      if (nc - wide < 2) { /* put back every child (they were in order) */
-        for (size_t j = 0; j < nc; j++)
-          c[j] = (child){width[pos + j + 1] - width[pos + j], pos + (uint32_t)j,
-                         pos + (uint32_t)j + 1};
+      if (nc - wide < 2) {
         wide = nc;
+      } else { /* the wide ones first, in order */
+        size_t w = 0;
+        for (size_t j = 0; j < nc; j++)
+          if (c[j].width >= t->threshold) c[w++] = c[j];
       }
       qsort(c, wide, sizeof *c, child_cmp_desc);
       if (wide < nc && !push_other(t, lo, hi, own, c, wide, (uint32_t)(nc - wide), end + 1))
         return 0;
-      c = t->children.p; /* push_other may not move it, but be plain about it */
       if (!push_children(t, c, wide, end + 1)) return 0;
       continue;
     }

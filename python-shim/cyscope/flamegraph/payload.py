@@ -113,7 +113,7 @@ class StackColumns(NamedTuple):
         )
 
 
-def _group(cols: StackColumns, columns: list[array]) -> tuple[array | list[int], list]:
+def _group(cols: StackColumns, columns: list[array]) -> tuple[array, list[array]]:
     """Sort the keys and merge equal ones: (the first stack of each group, in
     key order; each column's running sums over the groups). In the native
     library when it is there (a report's 100,000 keys sort there in a tenth
@@ -134,11 +134,11 @@ def _group(cols: StackColumns, columns: list[array]) -> tuple[array | list[int],
     # and its buffer, stacks equal once trimmed) is one group, whose running
     # sums are those at its run's end.
     ends = [*compress(range(1, n), map(ne, keys, islice(keys, 1, None))), n] if n else []
-    firsts = [order[0], *map(order.__getitem__, islice(ends, len(ends) - 1))] if n else []
+    firsts = array("I", [order[0], *map(order.__getitem__, islice(ends, len(ends) - 1))] if n else [])
     sums = []
     for column in columns:
         running = [0.0, *accumulate(map(column.__getitem__, order))]
-        sums.append([0.0, *map(running.__getitem__, ends)])
+        sums.append(array("d", [0.0, *map(running.__getitem__, ends)]))
     return firsts, sums
 
 
@@ -162,12 +162,11 @@ class _Stacks:
             base = array("d", bytes(8 * len(cols.starts))) + other.value
             cols = cols.then(other)
             columns = [cols.value, cols.count, base]
-        firsts, sums = _group(cols, columns)
-        self.cols, self.firsts, self.sums = cols, firsts, sums
-        self.value = list(sums[0])
-        self.count = list(sums[1])
-        self.base = list(sums[2]) if compare is not None else None
-        self.width = self.value if self.base is None else list(map(add, self.value, self.base))
+        self.cols = cols
+        self.firsts, sums = _group(cols, columns)
+        self.value, self.count = sums[0], sums[1]
+        self.base = sums[2] if compare is not None else None
+        self.width = self.value if self.base is None else array("d", map(add, self.value, self.base))
 
     @cached_property
     def keys(self) -> list[bytes]:
@@ -187,11 +186,9 @@ def _emit_native(st: _Stacks, threshold: int, max_nodes: int) -> dict | None:
         return None
     if _lib.lib() is None:
         return None
-    sums = [s if isinstance(s, array) else array("d", s) for s in st.sums]
-    width = sums[0] if len(sums) < 3 else array("d", st.width)
-    firsts = st.firsts if isinstance(st.firsts, array) else array("I", st.firsts)
+    sums = [st.value, st.count] if st.base is None else [st.value, st.count, st.base]
     cols = st.cols
-    out = _lib.flame_tree(cols.data, cols.starts, cols.ends, firsts, sums, width, threshold, max_nodes)
+    out = _lib.flame_tree(cols.data, cols.starts, cols.ends, st.firsts, sums, st.width, threshold, max_nodes)
     return TOO_MANY if out == _lib.TOO_MANY_NODES else out
 
 
